@@ -1,0 +1,1 @@
+"""Nomad-compatible HTTP API."""

@@ -1,0 +1,1 @@
+"""The yurt command line."""

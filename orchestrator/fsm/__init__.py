@@ -1,0 +1,1 @@
+"""The server state machine: applies committed Raft commands to the state store."""

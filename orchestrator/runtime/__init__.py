@@ -1,0 +1,1 @@
+"""Runtime ports (clock, transport, storage) and their asyncio implementation."""

@@ -1,0 +1,1 @@
+"""Fabric tasks that deploy yurt onto the hosts of an inventory."""

@@ -1,0 +1,56 @@
+"""The pure cores must not touch the clock, sockets, threads, processes or global randomness."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PURE_PACKAGES = ["structs", "jobspec", "state", "fsm", "scheduler", "raft"]
+FORBIDDEN_MODULES = {"asyncio", "simpy", "socket", "threading", "time", "subprocess", "multiprocessing"}
+
+
+def _pure_modules() -> list[Path]:
+    files: list[Path] = []
+    for package in PURE_PACKAGES:
+        files.extend(sorted((ROOT / "orchestrator" / package).rglob("*.py")))
+    return files
+
+
+def forbidden_imports(source: str) -> list[str]:
+    """Names of forbidden imports in a module's source, with their line numbers."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top in FORBIDDEN_MODULES:
+                    found.append(f"line {node.lineno}: import {alias.name}")
+                if alias.name == "random":
+                    found.append(f"line {node.lineno}: import random (use an injected random.Random)")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            top = node.module.split(".")[0]
+            if top in FORBIDDEN_MODULES:
+                found.append(f"line {node.lineno}: from {node.module} import ...")
+            if top == "random":
+                # Only the class may be imported (for type hints and seeded instances), never the
+                # module-level functions that share the global generator.
+                bad = [a.name for a in node.names if a.name != "Random"]
+                if bad:
+                    found.append(f"line {node.lineno}: from random import {', '.join(bad)}")
+    return found
+
+
+def test_there_are_pure_modules_to_check():
+    assert len(_pure_modules()) >= len(PURE_PACKAGES)
+
+
+@pytest.mark.parametrize("path", _pure_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_pure_module_has_no_io_imports(path: Path):
+    assert forbidden_imports(path.read_text()) == []
+
+
+def test_checker_catches_each_kind_of_forbidden_import():
+    source = "import time\nimport random\nfrom asyncio import sleep\nfrom random import choice\n"
+    assert len(forbidden_imports(source)) == 4
+    assert forbidden_imports("from random import Random\nimport dataclasses\n") == []

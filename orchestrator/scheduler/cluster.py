@@ -67,9 +67,11 @@ class ClusterView:
         self.cpu_used[i] += sign * cpu
         self.mem_used[i] += sign * mem
         self.disk_used[i] += sign * disk
+        if not alloc.allocated_resources.has_ports_or_devices():
+            return
         ports = alloc.allocated_resources.port_numbers()
         devices = alloc.allocated_resources.device_ids()
-        if ports or devices or sign < 0:
+        if ports or devices:
             usage = self.node_usage(i)
             if sign > 0:
                 usage.ports.update(ports)

@@ -111,6 +111,9 @@ def allocs_fit(node: Node, allocs: list[Allocation]) -> FitResult:
         cpu += alloc_cpu
         memory_mb += alloc_memory_mb
         disk_mb += alloc_disk_mb
+        if not resources.has_ports_or_devices() and not any(t.cpu.get("ReservedCores") for t in
+                                                            resources.tasks.values()):
+            continue
         for task in resources.tasks.values():
             for core in task.cpu.get("ReservedCores") or ():
                 if core in cores:

@@ -78,12 +78,23 @@ class AllocatedResources:
     tasks: dict[str, AllocatedTaskResources] = field(default_factory=dict)
     task_lifecycles: dict[str, Any] = field(default_factory=dict)
     shared: AllocatedSharedResources = field(default_factory=AllocatedSharedResources)
+    # Memo of totals(): schedulers and the plan applier sum every allocation on a node per evaluation.
+    # Allocated resources are never changed after placement, so the memo cannot go stale.
+    _totals: tuple[int, int, int] | None = field(default=None, compare=False, repr=False,
+                                                 metadata={"skip_api": True})
 
     def totals(self) -> tuple[int, int, int]:
         """Total (cpu MHz, memory MB, disk MB) this allocation holds on its node."""
-        cpu = sum(t.cpu.get("CpuShares", 0) for t in self.tasks.values())
-        mem = sum(t.memory.get("MemoryMB", 0) for t in self.tasks.values())
-        return cpu, mem, self.shared.disk_mb
+        if self._totals is None:
+            cpu = sum(t.cpu.get("CpuShares", 0) for t in self.tasks.values())
+            mem = sum(t.memory.get("MemoryMB", 0) for t in self.tasks.values())
+            self._totals = (cpu, mem, self.shared.disk_mb)
+        return self._totals
+
+    def has_ports_or_devices(self) -> bool:
+        if self.shared.ports or self.shared.networks:
+            return True
+        return any(t.networks or t.devices for t in self.tasks.values())
 
     def port_numbers(self) -> list[int]:
         """Every host port the allocation holds, each once (shared ports also appear in its networks)."""

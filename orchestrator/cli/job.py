@@ -78,13 +78,20 @@ def load_job(path: str, var_pairs: list[str], var_files: list[str]) -> tuple[Job
         return None, f"Error getting job struct: {exc}"
 
 
+def _job_or_report(opts: argparse.Namespace) -> Job | None:
+    """The job the command's file and -var flags describe, or None after printing why it could not be read."""
+    job, error = load_job(opts.file, opts.var, opts.var_files)
+    if job is None:
+        print(error, file=sys.stderr)
+    return job
+
+
 def validate(args: list[str]) -> int:
     parser = _Parser(prog="yurt job validate", prefix_chars="-")
     _spec_flags(parser)
     opts = parser.parse_args(args)
-    job, error = load_job(opts.file, opts.var, opts.var_files)
+    job = _job_or_report(opts)
     if job is None:
-        print(error, file=sys.stderr)
         return 1
     errors = validate_job(job)
     if errors:
@@ -103,9 +110,8 @@ def run(args: list[str]) -> int:
     parser.add_argument("-address", default=None)
     _spec_flags(parser)
     opts = parser.parse_args(args)
-    job, error = load_job(opts.file, opts.var, opts.var_files)
+    job = _job_or_report(opts)
     if job is None:
-        print(error, file=sys.stderr)
         return 1
     if opts.output:
         print(json.dumps({"Job": job_to_api(job)}, indent=4))

@@ -218,3 +218,11 @@ def test_same_seed_gives_the_same_placements():
                       for a in live_allocs(harness, "web"))
 
     assert run() == run()
+
+
+def test_empty_cluster_blocks_the_evaluation_instead_of_failing():
+    harness = Harness(seed=1)
+    evaluation = harness.register_and_schedule(make_job(count=2))
+    assert evaluation.status == "complete" and evaluation.queued_allocations == {"g": 2}
+    assert [e.status for e in harness.created_evals] == ["blocked"]
+    assert harness.register_and_schedule(make_job("agent", job_type="system")).status == "complete"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.scheduler.harness import Harness
 from orchestrator.structs import (
     Constraint,
     DriverInfo,
@@ -31,6 +30,7 @@ from orchestrator.structs import (
     encode,
     job_from_api,
 )
+from orchestrator.testing.harness import Harness
 
 WORKLOADS = {
     "c1m-slice": {"nodes": 5000, "jobs": 10, "count": 1000, "type": "service"},

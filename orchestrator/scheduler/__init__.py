@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from random import Random
-
 from .generic import GenericScheduler
-from .ports import Planner, State
+from .ports import Planner, Rng, State
 from .rank import SchedulerConfig
 from .system import SystemScheduler
 
 SCHEDULER_TYPES = ("service", "batch", "system", "sysbatch")
 
 
-def new_scheduler(job_type: str, state: State, planner: Planner, *, now_ns: int, rng: Random,
+def new_scheduler(job_type: str, state: State, planner: Planner, *, now_ns: int, rng: Rng,
                   config: SchedulerConfig | None = None) -> GenericScheduler | SystemScheduler:
     """The scheduler for a job type, as Nomad's BuiltinSchedulers registry."""
     if job_type in ("service", "batch"):

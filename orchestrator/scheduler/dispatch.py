@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from random import Random
+
+from .ports import Rng
 
 __all__ = [
     "DISPATCH_LAUNCH_SUFFIX",
@@ -72,7 +73,7 @@ def _go_list(items: list[str]) -> str:
     return "[" + " ".join(items) + "]"
 
 
-def dispatch_child_id(parent_id: str, now_unix: int, rng: Random) -> str:
+def dispatch_child_id(parent_id: str, now_unix: int, rng: Rng) -> str:
     """`<parent>/dispatch-<unix seconds>-<8 hex>`; Nomad takes the hex from a fresh UUID, we from `rng`."""
     return f"{parent_id}{DISPATCH_LAUNCH_SUFFIX}{int(now_unix)}-{rng.getrandbits(32):08x}"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from random import Random
 
 from orchestrator.structs import (
     Allocation,
@@ -23,7 +22,7 @@ from orchestrator.structs.evaluation import EVAL_BLOCKED, EVAL_COMPLETE, EVAL_FA
 from .cluster import ClusterView, ready_nodes_in
 from .feasibility import feasible_mask, group_checks
 from .ids import new_id
-from .ports import Planner, State
+from .ports import Planner, Rng, State
 from .rank import GroupPlacer, SchedulerConfig
 from .reconcile import Placement, Reconciler
 from .resources import allocated_resources
@@ -35,7 +34,7 @@ MAX_BATCH_ATTEMPTS = 2
 class GenericScheduler:
     """Nomad's generic scheduler for `service` and `batch` jobs, pure: state, planner, clock and rng injected."""
 
-    def __init__(self, state: State, planner: Planner, *, batch: bool, now_ns: int, rng: Random,
+    def __init__(self, state: State, planner: Planner, *, batch: bool, now_ns: int, rng: Rng,
                  config: SchedulerConfig | None = None):
         self.state, self.planner, self.batch = state, planner, batch
         self.now, self.rng = now_ns, rng

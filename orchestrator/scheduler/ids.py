@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from random import Random
+from .ports import Rng
 
 
-def new_id(rng: Random) -> str:
+def new_id(rng: Rng) -> str:
     """A random UUID (version 4 layout) from `rng`, like Nomad's allocation and evaluation IDs."""
     value = rng.getrandbits(128)
     value &= ~(0xF000 << 64)

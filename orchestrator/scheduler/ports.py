@@ -7,6 +7,13 @@ from typing import Protocol
 from orchestrator.structs import Allocation, Deployment, Evaluation, Job, Node, Plan, PlanResult
 
 
+class Rng(Protocol):
+    """The seeded generator a runtime hands in (a `random.Random`); the cores never create their own."""
+
+    def getrandbits(self, k: int, /) -> int: ...
+    def randint(self, a: int, b: int, /) -> int: ...
+
+
 class State(Protocol):
     """A read-only snapshot of the cluster's state at one Raft index."""
 

@@ -9,7 +9,6 @@ least as good as Nomad's best case. Ties are broken by a seeded jitter, never by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from random import Random
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from orchestrator.structs import Allocation, AllocMetric, Job, NodeScoreMeta, Ta
 from .cluster import ClusterView
 from .constraints import check_operand, resolve_target
 from .feasibility import constraint_reason
+from .ports import Rng
 from .resources import GroupAsk, assign_devices, assign_ports
 
 
@@ -55,7 +55,7 @@ class GroupPlacer:
     """Places the allocations of one task group, one at a time, keeping every score current."""
 
     def __init__(self, view: ClusterView, job: Job, group: TaskGroup, feasible: np.ndarray,
-                 job_allocs: list[Allocation], config: SchedulerConfig, rng: Random, metrics: AllocMetric):
+                 job_allocs: list[Allocation], config: SchedulerConfig, rng: Rng, metrics: AllocMetric):
         self.view, self.job, self.group, self.config, self.rng = view, job, group, config, rng
         self.metrics = metrics
         self.ask = GroupAsk.of(group)

@@ -6,7 +6,6 @@ reschedule after failure (now, or later through a follow-up evaluation) and leav
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from random import Random
 
 from orchestrator.structs import (
     Allocation,
@@ -21,6 +20,7 @@ from orchestrator.structs.evaluation import TRIGGER_RETRY_FAILED_ALLOC
 
 from .diff import tasks_updated
 from .ids import new_id
+from .ports import Rng
 
 STOP_NOT_NEEDED = "alloc not needed due to job update"
 STOP_JOB_STOPPED = "alloc not needed as job is stopped"
@@ -66,7 +66,7 @@ class Reconciler:
     """Pure decision-making for service and batch jobs; the scheduler turns its result into a plan."""
 
     def __init__(self, job: Job | None, job_id: str, allocs: list[Allocation], tainted: dict[str, Node | None],
-                 evaluation: Evaluation, now_ns: int, rng: Random, batch: bool):
+                 evaluation: Evaluation, now_ns: int, rng: Rng, batch: bool):
         self.job, self.job_id = job, job_id
         self.allocs = allocs
         self.tainted = tainted  # node id -> node when it is down, draining or gone (None)

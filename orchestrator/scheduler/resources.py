@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from random import Random
 
 from orchestrator.structs import (
     AllocatedPortMapping,
@@ -16,6 +15,8 @@ from orchestrator.structs import (
     RequestedDevice,
     TaskGroup,
 )
+
+from .ports import Rng
 
 DYNAMIC_PORT_MIN = 20000
 DYNAMIC_PORT_MAX = 32000
@@ -60,7 +61,7 @@ def node_ip(node: Node) -> str:
     return "127.0.0.1"
 
 
-def assign_ports(ask: GroupAsk, node: Node, used: set[int], rng: Random) -> list | None:
+def assign_ports(ask: GroupAsk, node: Node, used: set[int], rng: Rng) -> list | None:
     """Port numbers for every network the group asks for, or None when a static port is taken.
 
     Returns [(owner, NetworkResource with values filled)]; `used` is not modified.
@@ -87,7 +88,7 @@ def assign_ports(ask: GroupAsk, node: Node, used: set[int], rng: Random) -> list
     return result
 
 
-def _pick_dynamic(taken: set[int], low: int, high: int, rng: Random) -> int | None:
+def _pick_dynamic(taken: set[int], low: int, high: int, rng: Rng) -> int | None:
     # Random probes first (cheap while the range is sparse), then a scan so a nearly full node still works.
     for _ in range(20):
         value = rng.randint(low, high)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from random import Random
 
 from orchestrator.structs import (
     Allocation,
@@ -24,7 +23,7 @@ from .diff import tasks_updated
 from .feasibility import feasible_mask, group_checks
 from .fit import ComparableResources
 from .ids import new_id
-from .ports import Planner, State
+from .ports import Planner, Rng, State
 from .preempt import select_preemptions
 from .rank import SchedulerConfig
 from .reconcile import STOP_JOB_STOPPED, STOP_LOST, STOP_MIGRATING, STOP_NOT_NEEDED, STOP_UPDATING
@@ -36,7 +35,7 @@ MAX_SYSTEM_ATTEMPTS = 5
 class SystemScheduler:
     """Nomad's system scheduler (and sysbatch, whose finished allocations are not run again)."""
 
-    def __init__(self, state: State, planner: Planner, *, sysbatch: bool, now_ns: int, rng: Random,
+    def __init__(self, state: State, planner: Planner, *, sysbatch: bool, now_ns: int, rng: Rng,
                  config: SchedulerConfig | None = None):
         self.state, self.planner, self.sysbatch = state, planner, sysbatch
         self.now, self.rng = now_ns, rng

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 from builders import dynamic_port, make_job, make_node, static_port
 
-from orchestrator.scheduler.harness import Harness
 from orchestrator.scheduler.rank import SchedulerConfig
 from orchestrator.structs import SECOND, Constraint, DrainStrategy, Spread, SpreadTarget
+from orchestrator.testing.harness import Harness
 
 
 def cluster(n: int, **kwargs) -> Harness:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from random import Random
 
+from orchestrator.scheduler import new_scheduler
+from orchestrator.scheduler.ids import new_id
+from orchestrator.scheduler.plan_apply import evaluate_plan
+from orchestrator.scheduler.rank import SchedulerConfig
 from orchestrator.state import StateStore
 from orchestrator.structs import Evaluation, Plan, PlanResult
-
-from . import new_scheduler
-from .ids import new_id
-from .plan_apply import evaluate_plan
-from .rank import SchedulerConfig
 
 
 class Harness:

@@ -67,7 +67,7 @@ class ClusterView:
         self.cpu_used[i] += sign * cpu
         self.mem_used[i] += sign * mem
         self.disk_used[i] += sign * disk
-        if not alloc.allocated_resources.has_ports_or_devices():
+        if not alloc.allocated_resources.holds_more_than_totals():
             return
         ports = alloc.allocated_resources.port_numbers()
         devices = alloc.allocated_resources.device_ids()

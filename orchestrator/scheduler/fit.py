@@ -111,8 +111,7 @@ def allocs_fit(node: Node, allocs: list[Allocation]) -> FitResult:
         cpu += alloc_cpu
         memory_mb += alloc_memory_mb
         disk_mb += alloc_disk_mb
-        if not resources.has_ports_or_devices() and not any(t.cpu.get("ReservedCores") for t in
-                                                            resources.tasks.values()):
+        if not resources.holds_more_than_totals():
             continue
         for task in resources.tasks.values():
             for core in task.cpu.get("ReservedCores") or ():

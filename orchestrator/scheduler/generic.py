@@ -81,7 +81,7 @@ class GenericScheduler:
             deployment = self._deployment(job, result)
             for alloc in result.inplace:
                 plan.append_alloc(replace(alloc, job=job, eval_id=evaluation.id, modify_time=self.now))
-            self._place(job, evaluation, result.place, result.stop, deployment)
+            self._place(job, evaluation, allocs, result.place, result.stop, deployment)
             if deployment is not None and any(plan.node_allocation.values()):
                 plan.deployment = deployment
         if plan.is_no_op():
@@ -122,7 +122,7 @@ class GenericScheduler:
                           job_create_index=job.create_index, task_groups=groups,
                           status_description="Deployment is running")
 
-    def _place(self, job: Job, evaluation: Evaluation, placements: list[Placement], stops,
+    def _place(self, job: Job, evaluation: Evaluation, allocs: list[Allocation], placements: list[Placement], stops,
                deployment: Deployment | None) -> None:
         if not placements:
             return
@@ -135,7 +135,7 @@ class GenericScheduler:
             if i is not None and not alloc.terminal():
                 view.remove_alloc(i, alloc)
         stopping_ids = {a.id for a in stopping}
-        job_allocs = [a for a in self.state.allocs_by_job(job.namespace, job.id)
+        job_allocs = [a for a in allocs
                       if not a.terminal() and a.id not in stopping_ids]
         by_group: dict[str, list[Placement]] = {}
         for placement in placements:

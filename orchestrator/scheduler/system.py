@@ -116,14 +116,15 @@ class SystemScheduler:
                 continue
             current = existing.get(node.id)
             if current is not None:
-                self._maybe_update(job, group, evaluation, current, node, i, view, plan, updates)
+                self._maybe_update(job, group, evaluation, current, node, i, view, plan, updates, ask, need)
                 continue
             self._place_on(job, group, evaluation, node, i, view, plan, ask, need, metrics, updates)
 
     def _done(self, alloc: Allocation) -> bool:
         return self.sysbatch and alloc.client_status == CLIENT_COMPLETE
 
-    def _maybe_update(self, job, group, evaluation, alloc, node, i, view, plan, updates) -> None:
+    def _maybe_update(self, job, group, evaluation, alloc, node, i, view, plan, updates, ask: GroupAsk,
+                      need: ComparableResources) -> None:
         if alloc.job is None or alloc.job.job_modify_index == job.job_modify_index or self._done(alloc):
             updates.ignore += 1
             return
@@ -135,8 +136,6 @@ class SystemScheduler:
         plan.append_stopped_alloc(alloc, STOP_UPDATING)
         view.remove_alloc(i, alloc)
         updates.destructive_update += 1
-        ask = GroupAsk.of(group)
-        need = ComparableResources(cpu=ask.cpu, memory_mb=ask.memory_mb, disk_mb=ask.disk_mb)
         self._place_on(job, group, evaluation, node, i, view, plan, ask, need, AllocMetric(), None,
                        previous=alloc)
 

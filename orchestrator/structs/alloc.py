@@ -91,10 +91,11 @@ class AllocatedResources:
             self._totals = (cpu, mem, self.shared.disk_mb)
         return self._totals
 
-    def has_ports_or_devices(self) -> bool:
+    def holds_more_than_totals(self) -> bool:
+        """Whether it holds ports, devices or reserved cores: things a fit check must look at one by one."""
         if self.shared.ports or self.shared.networks:
             return True
-        return any(t.networks or t.devices for t in self.tasks.values())
+        return any(t.networks or t.devices or t.cpu.get("ReservedCores") for t in self.tasks.values())
 
     def port_numbers(self) -> list[int]:
         """Every host port the allocation holds, each once (shared ports also appear in its networks)."""

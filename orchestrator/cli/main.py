@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from orchestrator import __version__
 
-from . import job
+from . import job, sim
 
 USAGE = """Usage: yurt [-version] [-help] <command> [args]
 
@@ -15,6 +15,7 @@ Common commands:
     run         Run a new job or update an existing job
     validate    Checks if a given job specification is valid
     job         Interact with jobs
+    sim         Run scenarios and fault campaigns on the simulator
     version     Prints the yurt version
 
 Commands that need a running agent (agent, node, alloc, server, status, ...) arrive with the agent.
@@ -34,6 +35,7 @@ COMMANDS: dict[str, Command] = {
     "validate": lambda args: job.main(["validate", *args]),
     "init": lambda args: job.main(["init", *args]),
     "version": _version,
+    "sim": sim.main,
 }
 
 

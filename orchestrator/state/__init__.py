@@ -15,6 +15,7 @@ from .records import (
     NAMESPACES,
     NODES,
     PERIODIC_LAUNCH,
+    SCHEDULER_CONFIG,
     TABLE_NAMES,
     Namespace,
     NotFoundError,
@@ -22,12 +23,13 @@ from .records import (
     StateError,
 )
 from .snapshot import StateSnapshot
-from .store import StateStore
+from .store import ForkedStore, StateStore
 from .summary import JobChildrenSummary, JobSummary, TaskGroupSummary
 
 __all__ = [
     "ALLOCS", "DEFAULT_NAMESPACE", "DEPLOYMENTS", "EVALS", "JOBS", "JOB_STATUS_DEAD", "JOB_STATUS_PENDING",
     "JOB_STATUS_RUNNING", "JOB_SUMMARY", "JOB_VERSIONS", "NAMESPACES", "NODES", "PERIODIC_LAUNCH",
-    "TABLE_NAMES", "JobChildrenSummary", "JobSummary", "Namespace", "NotFoundError", "PeriodicLaunch",
-    "StateError", "StateReader", "StateSnapshot", "StateStore", "TaskGroupSummary",
+    "SCHEDULER_CONFIG", "TABLE_NAMES", "ForkedStore", "JobChildrenSummary", "JobSummary", "Namespace",
+    "NotFoundError", "PeriodicLaunch", "StateError", "StateReader", "StateSnapshot", "StateStore",
+    "TaskGroupSummary",
 ]

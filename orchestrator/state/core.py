@@ -21,6 +21,7 @@ from .records import (
     NAMESPACES,
     NODES,
     PERIODIC_LAUNCH,
+    SCHEDULER_CONFIG,
 )
 from .snapshot import StateSnapshot
 from .summary import JobSummary
@@ -72,6 +73,7 @@ def new_tables() -> dict[str, Table]:
         PERIODIC_LAUNCH: Table(PERIODIC_LAUNCH),
         NAMESPACES: Table(NAMESPACES),
         JOB_SUMMARY: Table(JOB_SUMMARY),
+        SCHEDULER_CONFIG: Table(SCHEDULER_CONFIG),  # one row: the operator's scheduler configuration
     }
 
 

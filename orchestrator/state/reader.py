@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from orchestrator.structs import Allocation, Deployment, Evaluation, Job, Node
@@ -17,6 +18,8 @@ from .records import (
     NAMESPACES,
     NODES,
     PERIODIC_LAUNCH,
+    SCHEDULER_CONFIG,
+    SCHEDULER_CONFIG_KEY,
     TABLE_NAMES,
     Namespace,
     PeriodicLaunch,
@@ -96,6 +99,14 @@ class StateReader:
 
     def periodic_launches(self) -> list[PeriodicLaunch]:
         return list(self._tables[PERIODIC_LAUNCH].values())
+
+    # -- scheduler configuration ---------------------------------------------------------------------
+
+    def scheduler_config(self) -> dict[str, Any] | None:
+        """The operator's scheduler configuration in Nomad's API shape (with CreateIndex and ModifyIndex),
+        or None while none was ever set; a copy, so callers may keep or change it."""
+        row = self._tables[SCHEDULER_CONFIG].get(SCHEDULER_CONFIG_KEY)
+        return copy.deepcopy(row) if row is not None else None
 
     # -- namespaces ----------------------------------------------------------------------------------
 

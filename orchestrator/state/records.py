@@ -13,9 +13,13 @@ DEPLOYMENTS = "deployments"
 PERIODIC_LAUNCH = "periodic_launch"
 NAMESPACES = "namespaces"
 JOB_SUMMARY = "job_summary"
+SCHEDULER_CONFIG = "scheduler_config"
 
 TABLE_NAMES = (JOBS, JOB_VERSIONS, NODES, ALLOCS, EVALS, DEPLOYMENTS, PERIODIC_LAUNCH, NAMESPACES,
-               JOB_SUMMARY)
+               JOB_SUMMARY, SCHEDULER_CONFIG)
+
+# The scheduler configuration table holds a single row, under this key.
+SCHEDULER_CONFIG_KEY = "config"
 
 DEFAULT_NAMESPACE = "default"
 

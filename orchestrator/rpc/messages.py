@@ -1,0 +1,64 @@
+"""RPC envelopes exchanged between agents (client to server, server to server), and the method names.
+
+Arguments and results are plain dicts in Nomad's API JSON shape (`structs.encode` output), so the asyncio
+runtime can msgpack them unchanged and the simulator can pass them by reference; nobody mutates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RpcRequest:
+    """`method` called with `args` by agent `src`; `id` is unique among the requests `src` has open."""
+
+    id: int
+    src: str
+    method: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RpcResponse:
+    """The answer to request `id`: `result` on success, else a non-empty `error` (Nomad's error text)."""
+
+    id: int
+    result: Any = None
+    error: str = ""
+    # Server-side view piggybacked on every answer, as Nomad's QueryMeta: lets clients find the leader.
+    index: int = 0
+    leader: str = ""
+
+
+class methods:
+    """The RPC methods a server answers; writes are forwarded to the leader, reads may be stale."""
+
+    # Client protocol. Results are dicts; times in seconds (floats) unless the key ends in Time/At (unix ns).
+    # Node.Register     args {Node}                 -> {HeartbeatTTL, Index, Servers: [server ids]}
+    # Node.UpdateStatus args {NodeID, Status}       -> {HeartbeatTTL, Index, Servers}; error "node not found"
+    #                                                  when the servers lost it (the client registers again)
+    # Node.GetClientAllocs args {NodeID, MinQueryIndex, MaxQueryTime (s)} -> {Allocs: {alloc id: AllocModifyIndex},
+    #                   Index}; a blocking query: answered when the node's allocations change past
+    #                   MinQueryIndex or after MaxQueryTime; served by any server (stale reads allowed)
+    # Alloc.GetAllocs   args {AllocIDs}             -> {Allocs: [Allocation API dicts, Job included], Index}
+    # Node.UpdateAlloc  args {Alloc: [client-side alloc updates: ID, ClientStatus, ClientDescription,
+    #                   TaskStates, DeploymentStatus]} -> {Index}
+    NODE_REGISTER = "Node.Register"
+    NODE_UPDATE_STATUS = "Node.UpdateStatus"
+    NODE_GET_CLIENT_ALLOCS = "Node.GetClientAllocs"
+    ALLOC_GET_ALLOCS = "Alloc.GetAllocs"
+    NODE_UPDATE_ALLOC = "Node.UpdateAlloc"
+    NODE_UPDATE_DRAIN = "Node.UpdateDrain"       # args: NodeID, DrainStrategy|None, MarkEligible
+    NODE_UPDATE_ELIGIBILITY = "Node.UpdateEligibility"  # args: NodeID, Eligibility
+    NODE_DEREGISTER = "Node.Deregister"          # args: NodeID
+    JOB_REGISTER = "Job.Register"                # args: Job, EnforceIndex, JobModifyIndex -> EvalID, ...
+    JOB_DEREGISTER = "Job.Deregister"            # args: Namespace, JobID, Purge -> EvalID
+    JOB_SCALE = "Job.Scale"                      # args: Namespace, JobID, Group, Count
+    ALLOC_STOP = "Alloc.Stop"                    # args: AllocID -> EvalID
+    STATUS_LEADER = "Status.Leader"              # -> leader id ("" when unknown)
+
+    WRITES = frozenset({NODE_REGISTER, NODE_UPDATE_STATUS, NODE_UPDATE_ALLOC, NODE_UPDATE_DRAIN,
+                        NODE_UPDATE_ELIGIBILITY, NODE_DEREGISTER, JOB_REGISTER, JOB_DEREGISTER, JOB_SCALE,
+                        ALLOC_STOP})

@@ -1,0 +1,1 @@
+"""The server: Raft, FSM and the leader's control loops glued together, sans-IO."""

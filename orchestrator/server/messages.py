@@ -1,0 +1,16 @@
+"""Messages servers exchange besides Raft's and RPC: discovery of fellow servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerJoin:
+    """The servers the sender knows of (itself included): discovery as gossip or `server join` provides it.
+
+    A server that learns of `bootstrap_expect` servers, itself among them, bootstraps Raft with them; a
+    leader that learns of a server outside its configuration adds it as a voter.
+    """
+
+    servers: tuple[str, ...]

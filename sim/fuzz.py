@@ -1,0 +1,156 @@
+"""Fuzzing: random fault campaigns against a simulated cluster, with every invariant checked per seed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from random import Random
+from typing import Any
+
+from .cluster import ClusterSpec, SimCluster
+from .faults import FaultCampaign, apply
+from .scenarios import SERVICE_JOB, boot
+
+BATCH_JOB = """
+job "crunch" {
+  datacenters = ["dc1"]
+  type = "batch"
+  group "work" {
+    count = 3
+    task "crunch" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+      meta { sim_run_for = "uniform:5s:40s" }
+      resources {
+        cpu    = 300
+        memory = 256
+      }
+    }
+  }
+}
+"""
+
+
+@dataclass(slots=True, kw_only=True)
+class FuzzOptions:
+    servers: int = 3
+    clients: int = 4
+    horizon: float = 90.0  # virtual seconds of faults
+    intensity: float = 3.0  # faults per virtual minute
+    settle: float = 300.0  # virtual seconds allowed to converge after everything is healed
+    check_every: float = 5.0  # virtual seconds between state checks during the campaign
+
+
+@dataclass(slots=True)
+class FuzzResult:
+    seed: int
+    violations: list[str] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    trace_hash: str = ""
+    virtual_seconds: float = 0.0
+    converged_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def replay_command(self, options: FuzzOptions) -> str:
+        return (f"yurt sim fuzz --seeds 1 --start {self.seed} --servers {options.servers} "
+                f"--clients {options.clients} --horizon {options.horizon:g} --intensity {options.intensity:g}")
+
+
+def fuzz_seed(seed: int, options: FuzzOptions | None = None) -> FuzzResult:
+    """One campaign: boot, run a service and a batch job, inject faults, heal, converge, check."""
+    options = options or FuzzOptions()
+    result = FuzzResult(seed)
+    cluster = SimCluster(ClusterSpec(seed=seed, servers=options.servers, clients=options.clients))
+    if boot(cluster) is None:
+        result.violations.append("cluster did not form")
+        return _finish(cluster, result)
+    for source in (SERVICE_JOB % {"count": 4}, BATCH_JOB):
+        call = cluster.run_job(source)
+        if not call.ok:
+            result.violations.append(f"job registration failed: {call.error}")
+    checker = cluster.checker
+    assert checker is not None
+    for call in cluster.operator.calls:
+        if call.ok:
+            checker.acknowledged_jobs[("default", call.args["Job"]["ID"])] = int(call.result["JobModifyIndex"])
+    campaign = FaultCampaign.random(Random(f"campaign/{seed}"), cluster.server_ids, cluster.client_ids,
+                                    options.horizon, options.intensity)
+    start = cluster.now
+    shifted = FaultCampaign([replace(e, at=e.at + start) for e in campaign.events], campaign.horizon + start,
+                            campaign.servers)
+    result.faults = campaign.describe()
+    apply(shifted, cluster.runtime, cluster.network)
+    end = start + options.horizon
+    while cluster.now < end:
+        cluster.run(min(options.check_every, end - cluster.now))
+        checker.check_state()
+    _heal_everything(cluster)
+    result.converged_after = cluster.run_until(lambda: cluster.converged("web") and _batch_done(cluster),
+                                               options.settle, poll=0.5)
+    checker.check_all(["web"])
+    if result.converged_after is None and not any(v.rule == "convergence" for v in checker.violations):
+        checker._violate("convergence", "batch job crunch did not complete")
+    return _finish(cluster, result)
+
+
+def _batch_done(cluster: SimCluster) -> bool:
+    allocs = cluster.allocs("crunch")
+    complete = {a.name for a in allocs if a.client_status == "complete"}
+    return len(complete) >= 3
+
+
+def _heal_everything(cluster: SimCluster) -> None:
+    cluster.heal()
+    runtime = cluster.runtime
+    for agent_id in runtime.ids:
+        if not runtime.is_up(agent_id):
+            runtime.restart(agent_id)
+        elif runtime.is_paused(agent_id):
+            runtime.resume(agent_id)
+        if runtime.skew(agent_id):
+            runtime.skew_clock(agent_id, 0.0)
+
+
+def _finish(cluster: SimCluster, result: FuzzResult) -> FuzzResult:
+    if cluster.checker is not None:
+        result.violations.extend(str(v) for v in cluster.checker.violations)
+    result.trace_hash = cluster.trace.hexdigest()
+    result.virtual_seconds = cluster.now
+    return result
+
+
+def fuzz(seeds: Iterable[int], options: FuzzOptions | None = None, *, workers: int = 1,
+         on_result: Callable[[FuzzResult], None] | None = None) -> list[FuzzResult]:
+    """Run every seed (in `workers` processes when > 1); results in seed order."""
+    options = options or FuzzOptions()
+    seeds = list(seeds)
+    results: list[FuzzResult] = []
+    if workers <= 1:
+        for seed in seeds:
+            outcome = fuzz_seed(seed, options)
+            results.append(outcome)
+            if on_result is not None:
+                on_result(outcome)
+        return results
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for outcome in pool.map(fuzz_seed, seeds, [options] * len(seeds), chunksize=4):
+            results.append(outcome)
+            if on_result is not None:
+                on_result(outcome)
+    return results
+
+
+def summary(results: list[FuzzResult], options: FuzzOptions) -> dict[str, Any]:
+    failing = [r.seed for r in results if not r.ok]
+    return {"seeds": len(results), "violations": sum(len(r.violations) for r in results),
+            "failing_seeds": failing, "replay": [r.replay_command(options) for r in results if not r.ok][:5],
+            "virtual_seconds": round(sum(r.virtual_seconds for r in results), 1)}
+
+
+def dumps(results: list[FuzzResult], options: FuzzOptions) -> str:
+    return json.dumps(summary(results, options))

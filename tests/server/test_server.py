@@ -1,0 +1,174 @@
+"""The server agent end to end over a perfect network: RPC, forwarding, blocking queries, restarts."""
+
+from __future__ import annotations
+
+from orchestrator.jobspec import parse_job
+from orchestrator.rpc import methods
+from orchestrator.structs import encode
+from tests.scheduler.builders import make_node
+from tests.server.loop import Loop
+
+JOB = """
+job "web" {
+  datacenters = ["dc1"]
+  group "g" {
+    count = 2
+    task "t" {
+      driver = "raw_exec"
+      config { command = "/bin/sleep" }
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+"""
+
+
+def _register_node(loop: Loop, sid: str, i: int = 1):
+    node = make_node(i)
+    return node, loop.call(sid, methods.NODE_REGISTER, {"Node": encode(node)})
+
+
+def test_a_single_server_bootstraps_elects_itself_and_schedules_a_job():
+    loop = Loop(1)
+    leader = loop.elect()
+    assert leader.id == "s1"
+    _, reply = _register_node(loop, "s1")
+    assert reply is not None and not reply.error
+    assert 10.0 <= reply.result["HeartbeatTTL"] <= 20.0  # min TTL 10 s plus a stagger below it
+    reply = loop.call("s1", methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")})
+    assert reply is not None and not reply.error, reply
+    assert reply.result["EvalID"] and reply.result["JobModifyIndex"] > 0
+    loop.advance(0.5)
+    allocs = leader.store.allocs_by_job("default", "web")
+    assert len(allocs) == 2 and {a.desired_status for a in allocs} == {"run"}
+    evaluation = leader.store.eval_by_id(reply.result["EvalID"])
+    assert evaluation is not None and evaluation.status == "complete"
+
+
+def test_writes_on_a_follower_are_forwarded_to_the_leader():
+    loop = Loop(3)
+    leader = loop.elect()
+    follower = next(sid for sid in loop.ids if sid != leader.id)
+    _, reply = _register_node(loop, follower)
+    assert reply is not None and not reply.error and reply.leader == leader.id
+    loop.advance(0.5)
+    for server in loop.servers.values():
+        assert server.store.node_count() == 1  # replicated everywhere
+
+
+def test_without_a_leader_writes_fail_with_nomads_message():
+    loop = Loop(3)
+    reply = loop.call("s1", methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")}, wait=0.0)
+    assert reply is not None and reply.error == "No cluster leader"
+
+
+def test_bad_requests_get_reasons_and_the_server_keeps_going():
+    loop = Loop(1)
+    loop.elect()
+    cases = [
+        (methods.JOB_REGISTER, {}, "missing job"),
+        (methods.JOB_REGISTER, {"Job": {"ID": "x", "TaskGroups": "nope"}}, "invalid job"),
+        (methods.JOB_REGISTER, {"Job": {"ID": "", "Type": "service"}}, ""),
+        (methods.NODE_UPDATE_STATUS, {"NodeID": "missing"}, "not found"),
+        (methods.NODE_REGISTER, {"Node": {"ID": ""}}, "missing node ID"),
+        ("Nope.Method", {}, "can't find method"),
+        (methods.JOB_SCALE, {"JobID": "missing", "Group": "g", "Count": 1}, "job not found"),
+    ]
+    for method, args, reason in cases:
+        reply = loop.call("s1", method, args)
+        assert reply is not None and reply.error, (method, args)
+        assert reason in reply.error
+    _, reply = _register_node(loop, "s1")
+    assert reply is not None and not reply.error
+
+
+def test_check_index_refuses_a_stale_registration():
+    loop = Loop(1)
+    loop.elect()
+    job = parse_job(JOB, "web.hcl")
+    first = loop.call("s1", methods.JOB_REGISTER, {"Job": job, "EnforceIndex": True, "JobModifyIndex": 0})
+    assert first is not None and not first.error
+    again = loop.call("s1", methods.JOB_REGISTER, {"Job": job, "EnforceIndex": True, "JobModifyIndex": 0})
+    assert again is not None and again.error.startswith("Enforcing job modify index 0")
+
+
+def test_a_blocking_query_wakes_when_the_nodes_allocations_change():
+    loop = Loop(1)
+    loop.elect()
+    node, _ = _register_node(loop, "s1")
+    loop.queue.append(("c1", "s1", _request(9, methods.NODE_GET_CLIENT_ALLOCS,
+                                           {"NodeID": node.id, "MinQueryIndex": 0, "MaxQueryTime": 300.0})))
+    loop.deliver()
+    assert loop.outside["c1"] == []  # parked: nothing placed on the node yet
+    loop.call("s1", methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")})
+    loop.advance(0.2)
+    answers = [m for m in loop.outside["c1"] if m.id == 9]
+    assert len(answers) == 1 and len(answers[0].result["Allocs"]) == 2
+
+
+def test_a_blocking_query_answers_when_its_wait_runs_out():
+    loop = Loop(1)
+    loop.elect()
+    node, _ = _register_node(loop, "s1")
+    loop.queue.append(("c1", "s1", _request(5, methods.NODE_GET_CLIENT_ALLOCS,
+                                           {"NodeID": node.id, "MinQueryIndex": 0, "MaxQueryTime": 2.0})))
+    loop.deliver()
+    loop.advance(1.0)
+    assert loop.outside["c1"] == []
+    loop.advance(1.5)
+    assert [m.id for m in loop.outside["c1"]] == [5]
+
+
+def test_committed_state_survives_kill_9_of_every_server():
+    loop = Loop(3)
+    loop.elect()
+    _register_node(loop, loop.leader().id)
+    reply = loop.call(loop.leader().id, methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")})
+    assert reply is not None and not reply.error
+    loop.advance(0.5)
+    for sid in list(loop.servers):
+        loop.crash(sid)
+    for sid in loop.ids:
+        loop.start(sid)
+    leader = loop.elect()
+    loop.advance(0.5)
+    assert leader.store.job_by_id("default", "web") is not None
+    assert len(leader.store.allocs_by_job("default", "web")) == 2
+
+
+def test_a_missed_heartbeat_marks_the_node_down_and_moves_its_work():
+    loop = Loop(1)
+    loop.elect()
+    node, _ = _register_node(loop, "s1", 1)
+    other, _ = _register_node(loop, "s1", 2)
+    loop.call("s1", methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")})
+    loop.advance(5.0)
+    for _ in range(8):  # only the second node keeps heartbeating
+        loop.call("s1", methods.NODE_UPDATE_STATUS, {"NodeID": other.id, "Status": "ready"})
+        loop.advance(5.0)
+    store = loop.leader().store
+    assert store.node_by_id(node.id).status == "down"
+    live = [a for a in store.allocs_by_job("default", "web") if a.desired_status == "run"]
+    assert len(live) == 2 and {a.node_id for a in live} == {other.id}
+
+
+def test_snapshots_compact_the_log_and_a_restart_restores_from_them():
+    loop = Loop(1, snapshot_threshold=5)
+    loop.elect()
+    for i in range(1, 8):
+        _register_node(loop, "s1", i)
+    server = loop.servers["s1"]
+    assert server.storage.snapshot().index > 0
+    loop.crash("s1")
+    restarted = loop.start("s1")
+    loop.elect()
+    loop.advance(0.5)
+    assert restarted.store.node_count() == 7
+
+
+def _request(request_id: int, method: str, args: dict):
+    from orchestrator.rpc import RpcRequest
+    return RpcRequest(id=request_id, src="c1", method=method, args=args)

@@ -427,6 +427,11 @@ class SimRuntime:
         deadline = slot.agent.next_deadline()  # type: ignore[union-attr]
         if deadline == slot.armed:
             return
+        if deadline is not None and slot.armed is not None and deadline > slot.armed:
+            # A deadline that moved later (a follower hearing its leader) keeps the earlier timer: its tick
+            # comes early, which the Agent contract allows, and re-arms then. Far fewer events than a new
+            # timer per message, each of which would fire later only to be ignored.
+            return
         slot.timer_gen += 1  # whatever timer is pending is now stale
         slot.armed = deadline
         if deadline is None:

@@ -138,6 +138,18 @@ class Election:
 
     # --- timers ---------------------------------------------------------------------------------------------
 
+    def ticks_until_due(self) -> int:
+        """How many more `tick()` calls may pass before one can change anything (an election, a heartbeat,
+        a quorum check); at least 1. A runtime may sleep that long and then tick that many times at once,
+        provided it catches up on elapsed ticks before stepping any message (the lease needs them)."""
+        if self._role is LEADER:
+            cfg = self._cfg
+            return max(1, min(cfg.heartbeat_ticks - self._heartbeat_elapsed,
+                              cfg.election_ticks - self._election_elapsed))
+        if self._id not in self._voters:
+            return self._cfg.election_ticks  # never campaigns; nothing but the tick count changes
+        return max(1, self._randomized_timeout - self._election_elapsed)
+
     def tick(self) -> None:
         """One unit of time passed."""
         self._now += 1

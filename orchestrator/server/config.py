@@ -19,7 +19,7 @@ class ServerConfig:
     # 0.1 s x 10 = 1 s, Nomad's raft election timeout; heartbeats every tick.
     tick_interval: float = 0.1
     election_ticks: int = 10
-    heartbeat_ticks: int = 1
+    heartbeat_ticks: int = 2
     snapshot_threshold: int = 8192  # applied entries between FSM snapshots (Nomad's raft snapshot_threshold)
     # Client heartbeats (Nomad's min_heartbeat_ttl, max_heartbeats_per_second, heartbeat_grace).
     min_heartbeat_ttl: float = 10.0

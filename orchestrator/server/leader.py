@@ -161,10 +161,12 @@ class LeaderLoops:
             self._schedule(item[0], item[1], now)
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.broker.next_deadline(), self.heartbeats.next_deadline(),
-                                 self.periodic.next_deadline(), self.housekeeping.next_deadline(),
-                                 self._next_failed_unblock) if d is not None]
-        return min(deadlines) if deadlines else None
+        deadline = self._next_failed_unblock
+        for other in (self.broker.next_deadline(), self.heartbeats.next_deadline(), self.periodic.next_deadline(),
+                      self.housekeeping.next_deadline()):
+            if other is not None and other < deadline:
+                deadline = other
+        return deadline
 
     # -- work -------------------------------------------------------------------------------------------
 

@@ -97,14 +97,7 @@ class Server:
 
     def tick(self, now: float) -> None:
         self.now = now
-        interval = self.config.tick_interval
-        if now >= self._next_raft_tick:
-            # After a long pause catch up by at most one election timeout: a paused server must not
-            # fire many elections at once when it resumes.
-            behind = int((now - self._next_raft_tick) / interval) + 1
-            for _ in range(min(behind, self.config.election_ticks + 1)):
-                self.raft.tick()
-            self._next_raft_tick += behind * interval
+        self._catch_up_ticks(now)
         for query in self.watches.expired(now):
             self._answer_parked(query)
         if self.raft.leader_id is None and len(self.watches):
@@ -120,6 +113,7 @@ class Server:
 
     def receive(self, now: float, src: str, message: Any) -> None:
         self.now = now
+        self._catch_up_ticks(now)
         if isinstance(message, Message):
             self.raft.step(message)
         elif isinstance(message, RpcRequest):
@@ -163,13 +157,26 @@ class Server:
             self.leader.run(now)
 
     def next_deadline(self) -> float | None:
-        deadline = self._next_raft_tick
+        # Raft needs its ticks only when one can fire something: sleep until then (ticks are applied late
+        # but in order, before any message, so Raft sees exactly what ticking on schedule would show).
+        deadline = self._next_raft_tick + (self.raft.ticks_until_due() - 1) * self.config.tick_interval
         for other in (self.watches.next_deadline(),
                       self._forward_deadlines[0][0] if self._forward_deadlines else None,
                       self.leader.next_deadline() if self.leader is not None else None):
             if other is not None and other < deadline:
                 deadline = other
         return deadline
+
+    def _catch_up_ticks(self, now: float) -> None:
+        """Apply every Raft tick due by `now`. After a long pause, at most two election timeouts' worth:
+        a paused server must not replay minutes of ticks when it resumes."""
+        if now < self._next_raft_tick:
+            return
+        interval = self.config.tick_interval
+        behind = int((now - self._next_raft_tick) / interval) + 1
+        for _ in range(min(behind, 2 * self.config.election_ticks + 1)):
+            self.raft.tick()
+        self._next_raft_tick += behind * interval
 
     # -- views for endpoints, the API and invariant checks ----------------------------------------------
 

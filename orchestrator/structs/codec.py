@@ -96,7 +96,17 @@ def encode(obj: Any) -> Any:
     return obj
 
 
-def _decode_value(kind: str, inner: Any, value: Any, path: str) -> Any:
+def _join(parent: str, key: str) -> str:
+    return f"{parent}.{key}" if parent else key
+
+
+def _decode_value(kind: str, inner: Any, value: Any, parent: str, key: str) -> Any:
+    # The path (for error messages) is built only when needed: decoding is on every server's apply path.
+    if kind == "plain":
+        if type(value) is inner and inner is not float:
+            return value  # the common case: already the right type
+        return _check_plain(inner, value, _join(parent, key))
+    path = _join(parent, key)
     if kind == "dataclass":
         return decode(inner, value, path)
     if kind == "list-dc":
@@ -111,11 +121,9 @@ def _decode_value(kind: str, inner: Any, value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise DecodeError(f"{path}: expected an object, got {type(value).__name__}")
         return {k: decode(inner, v, f"{path}.{k}") for k, v in value.items()}
-    if kind == "dict":
-        if not isinstance(value, dict):
-            raise DecodeError(f"{path}: expected an object, got {type(value).__name__}")
-        return dict(value)
-    return _check_plain(inner, value, path)
+    if not isinstance(value, dict):
+        raise DecodeError(f"{path}: expected an object, got {type(value).__name__}")
+    return dict(value)
 
 
 def _check_plain(hint: Any, value: Any, path: str) -> Any:
@@ -149,5 +157,5 @@ def decode(cls: type[T], data: Any, path: str = "") -> T:
         value = data.get(p.api)
         if value is None:
             continue
-        kwargs[p.name] = _decode_value(p.kind, p.inner, value, f"{path}.{p.api}" if path else p.api)
+        kwargs[p.name] = _decode_value(p.kind, p.inner, value, path, p.api)
     return cls(**kwargs)

@@ -58,6 +58,12 @@ class methods:
     JOB_SCALE = "Job.Scale"                      # args: Namespace, JobID, Group, Count
     ALLOC_STOP = "Alloc.Stop"                    # args: AllocID -> EvalID
     STATUS_LEADER = "Status.Leader"              # -> leader id ("" when unknown)
+    # Reads of one object: {Namespace, JobID} / {NodeID} / {AllocID} -> {Job|Node|Alloc: dict or None, Index}.
+    # Linearizable unless AllowStale: served by the leader after a Raft read index, so a read made after
+    # a write was acknowledged sees it. With AllowStale any server answers from its own state.
+    JOB_GET = "Job.GetJob"
+    NODE_GET = "Node.GetNode"
+    ALLOC_GET = "Alloc.GetAlloc"
 
     WRITES = frozenset({NODE_REGISTER, NODE_UPDATE_STATUS, NODE_UPDATE_ALLOC, NODE_UPDATE_DRAIN,
                         NODE_UPDATE_ELIGIBILITY, NODE_DEREGISTER, JOB_REGISTER, JOB_DEREGISTER, JOB_SCALE,

@@ -155,24 +155,20 @@ class Reconciler:
             index += 1
 
     def _migrate(self, group: TaskGroup, live: list[Allocation]) -> list[Allocation]:
-        """Move allocations off draining nodes, at most `migrate.max_parallel` at a time."""
-        draining = [a for a in live if a.node_id in self.tainted and self.tainted[a.node_id] is not None
-                    and self.tainted[a.node_id].drain_strategy is not None]
-        if not draining:
+        """Replace every allocation marked to migrate, on any node, as Nomad's reconciler does.
+
+        The pace of a drain is the drainer's: it marks at most `migrate.max_parallel` allocations of a group
+        at a time. `alloc stop` marks one allocation on a healthy node the same way.
+        """
+        marked = [a for a in live if a.desired_transition.should_migrate()]
+        if not marked:
             return live
-        limit = group.migrate.max_parallel if group.migrate and group.migrate.max_parallel > 0 else len(draining)
-        in_flight = sum(1 for a in live if a.previous_allocation and a.client_status == "pending"
-                        and a.node_id not in self.tainted)
-        allowed = max(limit - in_flight, 0)
-        # Allocations the drainer marked go first; system-wide drains mark them in batches of max_parallel.
-        draining.sort(key=lambda a: (not a.desired_transition.should_migrate(), a.index()))
-        moving = draining[:allowed]
         updates = self._updates(group.name)
-        for alloc in moving:
+        for alloc in sorted(marked, key=lambda a: a.index()):
             self.result.stop.append(Stop(alloc, STOP_MIGRATING))
             self.result.place.append(Placement(alloc.name, group, previous=alloc, migrate=True))
             updates.migrate += 1
-        moved = {a.id for a in moving}
+        moved = {a.id for a in marked}
         return [a for a in live if a.id not in moved]
 
     def _update(self, group: TaskGroup, keep: list[Allocation]) -> None:

@@ -288,3 +288,26 @@ def get_allocs(server: Server, args: dict[str, Any]) -> Reply:
         if alloc is not None:
             found.append(encode(alloc))
     return Reply({"Allocs": found, "Index": server.store.latest_index()})
+
+
+def get_job(server: Server, args: dict[str, Any]) -> Reply:
+    job = server.store.job_by_id(str(args.get("Namespace") or "default"), str(args.get("JobID", "")))
+    return Reply({"Job": encode(job) if job is not None else None, "Index": server.store.latest_index()})
+
+
+def get_node(server: Server, args: dict[str, Any]) -> Reply:
+    node = server.store.node_by_id(str(args.get("NodeID", "")))
+    return Reply({"Node": encode(node) if node is not None else None, "Index": server.store.latest_index()})
+
+
+def get_alloc(server: Server, args: dict[str, Any]) -> Reply:
+    alloc = server.store.alloc_by_id(str(args.get("AllocID", "")))
+    return Reply({"Alloc": encode(alloc) if alloc is not None else None, "Index": server.store.latest_index()})
+
+
+ReadHandler = Callable[["Server", dict[str, Any]], Reply]
+CONSISTENT_READS: dict[str, ReadHandler] = {
+    methods.JOB_GET: get_job,
+    methods.NODE_GET: get_node,
+    methods.ALLOC_GET: get_alloc,
+}

@@ -80,6 +80,10 @@ class Server:
         self._outbox: list[tuple[str, Any]] = []
         self._pending: dict[int, PendingWrite] = {}
         self._held: list[tuple[str, RpcRequest]] = []  # writes that arrived while leadership was being set up
+        # Linearizable reads: waiting for their read index (by context), then for the apply to reach it.
+        self._reads: dict[bytes, tuple[str, RpcRequest]] = {}
+        self._read_ready: list[tuple[int, str, RpcRequest]] = []
+        self._read_seq = rng.getrandbits(48)
         self._forwarded: dict[int, ForwardedRequest] = {}
         self._forward_deadlines: list[tuple[float, int]] = []
         self._forward_seq = rng.getrandbits(48)  # distinct per incarnation: see CallTracker
@@ -149,6 +153,11 @@ class Server:
             for entry in rd.committed_entries:
                 self._apply(now, entry)
             self.raft.advance(rd)
+            for state in rd.read_states:
+                waiting = self._reads.pop(state.context, None)
+                if waiting is not None:
+                    self._read_ready.append((state.index, *waiting))
+            self._serve_reads()
             self._maybe_snapshot()
         if self.leader is None and self._barrier and self.raft.role is Role.LEADER \
                 and self.raft.applied_index >= self._barrier:
@@ -196,6 +205,8 @@ class Server:
         out.extend((p.src, p.id) for p in self._pending.values())
         out.extend((f.src, f.id) for f in self._forwarded.values())
         out.extend((src, request.id) for src, request in self._held)
+        out.extend((src, request.id) for src, request in self._reads.values())
+        out.extend((src, request.id) for _, src, request in self._read_ready)
         return out
 
     def node_alloc_index(self, node_id: str) -> int:
@@ -269,6 +280,20 @@ class Server:
         if self.leader is not None:
             self.leader.on_apply(now, entry.index, result)
 
+    def _serve_reads(self) -> None:
+        """Answer the linearizable reads whose read index this server has applied."""
+        if not self._read_ready:
+            return
+        applied = self.raft.applied_index
+        waiting = []
+        for index, src, request in self._read_ready:
+            if index <= applied:
+                reply = endpoints.CONSISTENT_READS[request.method](self, request.args)
+                self._reply(src, request.id, result=reply.result, error=reply.error)
+            else:
+                waiting.append((index, src, request))
+        self._read_ready = waiting
+
     def _complete_write(self, pending: PendingWrite, result: ApplyResult, index: int) -> None:
         if result.error:
             self._reply(pending.src, pending.id, error=result.error)
@@ -294,6 +319,10 @@ class Server:
         for src, request in self._held:
             self._handle_request(now, src, request)
         self._held.clear()
+        # Reads waiting on the lost leadership: their read index will never come; let callers retry.
+        for src, request in self._reads.values():
+            self._reply(src, request.id, error=LEADERSHIP_LOST)
+        self._reads.clear()
 
     def _establish_leadership(self, now: float) -> None:
         self.leader = LeaderLoops(self, now)
@@ -328,6 +357,8 @@ class Server:
         elif method == methods.ALLOC_GET_ALLOCS:
             reply = endpoints.get_allocs(self, request.args)
             self._reply(src, request.id, result=reply.result, error=reply.error)
+        elif method in endpoints.CONSISTENT_READS:
+            self._consistent_read(now, src, request)
         elif method == methods.STATUS_LEADER:
             self._reply(src, request.id, result=self.raft.leader_id or "")
         else:
@@ -353,6 +384,10 @@ class Server:
         if self.raft.role is Role.LEADER:
             self._held.append((src, request))  # leadership is being established: answer in a moment
             return
+        self._forward(now, src, request)
+
+    def _forward(self, now: float, src: str, request: RpcRequest) -> None:
+        """Hand a request this server may not answer to the leader, and relay its answer back."""
         leader = self.raft.leader_id
         if leader is None or leader == self.id or src == leader:
             self._reply(src, request.id, error=NO_LEADER)
@@ -364,6 +399,19 @@ class Server:
         heapq.heappush(self._forward_deadlines, (deadline, forward_id))
         self._outbox.append((leader, RpcRequest(id=forward_id, src=self.id, method=request.method,
                                                 args=request.args)))
+
+    def _consistent_read(self, now: float, src: str, request: RpcRequest) -> None:
+        if request.args.get("AllowStale"):
+            reply = endpoints.CONSISTENT_READS[request.method](self, request.args)
+            self._reply(src, request.id, result=reply.result, error=reply.error)
+            return
+        if self.raft.role is Role.LEADER:
+            self._read_seq += 1
+            context = self._read_seq.to_bytes(8, "big")
+            self._reads[context] = (src, request)
+            self.raft.read_index(context)
+            return
+        self._forward(now, src, request)
 
     def _relay(self, response: RpcResponse) -> None:
         forwarded = self._forwarded.pop(response.id, None)

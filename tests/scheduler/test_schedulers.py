@@ -6,7 +6,7 @@ from dataclasses import replace
 from builders import dynamic_port, make_job, make_node, static_port
 
 from orchestrator.scheduler.rank import SchedulerConfig
-from orchestrator.structs import SECOND, Constraint, DrainStrategy, Spread, SpreadTarget
+from orchestrator.structs import SECOND, Constraint, DesiredTransition, DrainStrategy, Spread, SpreadTarget
 from orchestrator.testing.harness import Harness
 
 
@@ -115,15 +115,29 @@ def test_lost_node_allocations_are_replaced_elsewhere():
     assert len(live) == 3 and all(a.node_id != victim.node_id for a in live)
 
 
-def test_drain_migrates_at_most_max_parallel_per_evaluation():
+def test_only_allocations_marked_to_migrate_move_the_drainer_sets_the_pace():
     harness = cluster(2)
     harness.register_and_schedule(make_job(count=4, cpu=10, memory=10))
     counts = Counter(a.node_id for a in live_allocs(harness, "web"))
     drained, _ = counts.most_common(1)[0]
     harness.store.update_node_drain(harness.next_index(), drained, DrainStrategy(), False)
+    marked = next(a for a in live_allocs(harness, "web") if a.node_id == drained)
+    harness.store.update_alloc_desired_transition(harness.next_index(), {marked.id: DesiredTransition(migrate=True)})
     harness.register_and_schedule(harness.store.job_by_id("default", "web"), triggered_by="node-drain")
     assert harness.plans[-1].annotations.desired_tg_updates["g"].migrate == 1
     assert sum(1 for a in live_allocs(harness, "web") if a.node_id == drained) == counts[drained] - 1
+    assert harness.store.alloc_by_id(marked.id).desired_status == "stop"
+
+
+def test_an_allocation_stopped_on_a_healthy_node_is_replaced():
+    harness = cluster(2)
+    harness.register_and_schedule(make_job(count=2, cpu=10, memory=10))
+    stopped = live_allocs(harness, "web")[0]
+    harness.store.update_alloc_desired_transition(harness.next_index(), {stopped.id: DesiredTransition(migrate=True)})
+    harness.register_and_schedule(harness.store.job_by_id("default", "web"), triggered_by="alloc-stop")
+    live = live_allocs(harness, "web")
+    assert len(live) == 2 and stopped.id not in {a.id for a in live}
+    assert any(a.previous_allocation == stopped.id for a in live)
 
 
 def test_system_job_runs_on_every_node_including_new_ones():

@@ -172,3 +172,24 @@ def test_snapshots_compact_the_log_and_a_restart_restores_from_them():
 def _request(request_id: int, method: str, args: dict):
     from orchestrator.rpc import RpcRequest
     return RpcRequest(id=request_id, src="c1", method=method, args=args)
+
+
+def test_a_read_after_an_acknowledged_write_sees_it_on_any_server():
+    loop = Loop(3)
+    leader = loop.elect()
+    follower = next(sid for sid in loop.ids if sid != leader.id)
+    reply = loop.call(leader.id, methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")})
+    assert reply is not None and not reply.error
+    # Straight after the acknowledgement, a consistent read through a follower goes via the leader's
+    # read index; a stale one answers from the follower's own state.
+    read = loop.call(follower, methods.JOB_GET, {"Namespace": "default", "JobID": "web"})
+    assert read is not None and not read.error and read.result["Job"]["ID"] == "web"
+    assert read.result["Index"] >= reply.result["Index"]
+    missing = loop.call(follower, methods.NODE_GET, {"NodeID": "nope", "AllowStale": True})
+    assert missing is not None and missing.result["Node"] is None
+
+
+def test_a_consistent_read_waits_for_a_leader():
+    loop = Loop(3)
+    reply = loop.call("s2", methods.JOB_GET, {"JobID": "web"}, wait=0.0)
+    assert reply is not None and reply.error == "No cluster leader"

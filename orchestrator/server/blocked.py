@@ -9,6 +9,8 @@ from orchestrator.state import StateReader
 from orchestrator.structs import Evaluation
 from orchestrator.structs.evaluation import EVAL_PENDING, TRIGGER_MAX_PLANS
 
+from .leadership import LeaderOnly
+
 # Nomad's leader retries evaluations blocked by plan failures this often (failedEvalUnblockInterval).
 FAILED_EVAL_UNBLOCK_INTERVAL = 60.0
 
@@ -51,7 +53,7 @@ def _released(evaluation: Evaluation) -> Evaluation:
     return replace(evaluation, status=EVAL_PENDING)
 
 
-class BlockedEvals:
+class BlockedEvals(LeaderOnly):
     """Evaluations the scheduler could not fully place, held until capacity may have appeared.
 
     An evaluation records which computed node classes it found eligible or ineligible. A capacity
@@ -82,15 +84,6 @@ class BlockedEvals:
         self._duplicates: list[Evaluation] = []
 
     # -- leadership ----------------------------------------------------------------------------------
-
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
-    def set_enabled(self, enabled: bool) -> None:
-        self._enabled = enabled
-        if not enabled:
-            self.flush()
 
     def flush(self) -> None:
         self._reset()

@@ -13,6 +13,8 @@ from orchestrator.state import StateReader
 from orchestrator.structs import Evaluation
 from orchestrator.structs.evaluation import EVAL_PENDING
 
+from .leadership import LeaderOnly
+
 # Nomad's defaults (nomad/config.go): EvalNackTimeout, EvalDeliveryLimit, Eval{Initial,Subsequent}NackDelay.
 NACK_TIMEOUT = 60.0
 DELIVERY_LIMIT = 3
@@ -76,7 +78,7 @@ def _job_key(evaluation: Evaluation) -> JobKey:
     return (evaluation.namespace, evaluation.job_id)
 
 
-class EvalBroker:
+class EvalBroker(LeaderOnly):
     """Holds evaluations until a scheduler worker takes them, with at-least-once delivery.
 
     Leader-only: enabled when leadership is gained (and refilled from the state store's pending
@@ -114,16 +116,6 @@ class EvalBroker:
         self._cancelable: list[Evaluation] = []
 
     # -- leadership ----------------------------------------------------------------------------------
-
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
-    def set_enabled(self, enabled: bool) -> None:
-        """Only the leader brokers; losing leadership drops everything (the store still has it all)."""
-        self._enabled = enabled
-        if not enabled:
-            self.flush()
 
     def flush(self) -> None:
         self._reset()

@@ -20,6 +20,8 @@ from orchestrator.structs.evaluation import (
     TRIGGER_DEPLOYMENT_WATCHER,
 )
 
+from .leadership import LeaderOnly
+
 # Nomad's DeploymentStatusDescription* texts.
 DESC_RUNNING = "Deployment is running"
 DESC_SUCCESSFUL = "Deployment completed successfully"
@@ -90,7 +92,7 @@ def _health_time(alloc: Allocation) -> float:
     return stamp if stamp is not None else alloc.modify_time / 1e9
 
 
-class DeploymentWatcher:
+class DeploymentWatcher(LeaderOnly):
     """Watches every active deployment of the state and decides what the leader must change.
 
     Success and the progress deadline are computed from the deployment's allocations (live, healthy
@@ -118,15 +120,6 @@ class DeploymentWatcher:
         self._proposed: dict[tuple[str, str], float] = {}  # (kind, deployment or alloc ID) -> when
         self._eval_covered: dict[str, int] = {}  # deployment ID -> health index an eval already covers
         self._next_deadline: float | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
-    def set_enabled(self, enabled: bool) -> None:
-        self._enabled = enabled
-        if not enabled:
-            self.flush()
 
     def flush(self) -> None:
         self._reset()

@@ -13,6 +13,8 @@ from orchestrator.structs import Allocation, DesiredTransition, Evaluation, Job,
 from orchestrator.structs.alloc import CLIENT_RUNNING
 from orchestrator.structs.evaluation import EVAL_PENDING, TRIGGER_NODE_DRAIN
 
+from .leadership import LeaderOnly
+
 NODE_DRAIN_COMPLETE = "Node drain complete"  # Nomad's NodeDrainEventComplete
 NODE_DRAIN_DEADLINE_DETAIL = "deadline_reached"
 NODE_EVENT_SUBSYSTEM_DRAIN = "Drain"
@@ -204,7 +206,7 @@ def _drain_eval(rng: Rng, alloc: Allocation, job: Job | None, now_ns: int) -> Ev
                       status=EVAL_PENDING, create_time=now_ns, modify_time=now_ns)
 
 
-class NodeDrainer:
+class NodeDrainer(LeaderOnly):
     """The leader's drainer: `plan_drain` plus memory of what it proposed and Raft has not applied yet,
     so a plan is never proposed twice. Also caches the set of draining nodes per nodes-table index."""
 
@@ -217,15 +219,6 @@ class NodeDrainer:
         self._draining: list[str] = []
         self._nodes_index = -1
         self._next_deadline: float | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
-    def set_enabled(self, enabled: bool) -> None:
-        self._enabled = enabled
-        if not enabled:
-            self.flush()
 
     def flush(self) -> None:
         self._proposed_allocs.clear()

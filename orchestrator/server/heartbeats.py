@@ -47,6 +47,8 @@ from orchestrator.scheduler.ports import Rng
 from orchestrator.structs import Node
 from orchestrator.structs.node import NODE_STATUS_DOWN
 
+from .leadership import LeaderOnly
+
 # Nomad's defaults (nomad/config.go).
 MIN_HEARTBEAT_TTL = 10.0
 MAX_HEARTBEATS_PER_SECOND = 50.0
@@ -61,7 +63,7 @@ class FailoverPolicy(Enum):
     BOUNDED = "bounded"  # armed at max_ttl(n) + grace + failover_allowance after an election
 
 
-class HeartbeatTimers:
+class HeartbeatTimers(LeaderOnly):
     """The leader's per-node heartbeat deadlines, in one heap with lazy deletion.
 
     `reset` re-arms a node (O(log n)), `expired(now)` pops the nodes whose deadline passed, each once:
@@ -114,14 +116,8 @@ class HeartbeatTimers:
 
     # -- timers --------------------------------------------------------------------------------------
 
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
-    def set_enabled(self, enabled: bool) -> None:
-        self._enabled = enabled
-        if not enabled:
-            self.clear_all()
+    def flush(self) -> None:
+        self.clear_all()
 
     def initialize(self, nodes: Iterable[str | Node], now: float, grace: float | None = None) -> int:
         """Arm a timer for every node on gaining leadership (Nomad's initializeHeartbeatTimers).

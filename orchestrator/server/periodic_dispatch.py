@@ -12,6 +12,8 @@ from orchestrator.scheduler.periodic import PeriodicLaunch, next_launch
 from orchestrator.state import StateReader
 from orchestrator.structs import Job
 
+from .leadership import LeaderOnly
+
 JobKey = tuple[str, str]
 RunningChildren = Callable[[str, str], bool]
 
@@ -79,7 +81,7 @@ class _Tracked:
     generation: int
 
 
-class PeriodicDispatcher:
+class PeriodicDispatcher(LeaderOnly):
     """Tracks active periodic jobs and says when each launches (`due`), once per launch.
 
     Leader-only: rebuilt by `restore_from(state, now)` on gaining leadership. The caller turns each
@@ -92,15 +94,6 @@ class PeriodicDispatcher:
         self._tracked: dict[JobKey, _Tracked] = {}
         self._heap: list[tuple[int, int, JobKey, int]] = []
         self._seq = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
-    def set_enabled(self, enabled: bool) -> None:
-        self._enabled = enabled
-        if not enabled:
-            self.flush()
 
     def flush(self) -> None:
         self._tracked.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.structs import Allocation, TaskGroup
+from orchestrator.structs.timefmt import rfc3339
 
 from .restarts import RestartRng
 from .task_driver import TaskDriver, TaskExit
@@ -18,7 +19,6 @@ from .taskrunner import (
     TaskRunner,
     new_event,
 )
-from .timefmt import rfc3339
 
 DEFAULT_MIN_HEALTHY_TIME = 10.0
 DEFAULT_HEALTHY_DEADLINE = 300.0

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol
 
 from orchestrator.structs import RestartPolicy
-
-from .timefmt import NS, go_duration
+from orchestrator.structs.timefmt import NS, go_duration
 
 RESTART = "restart"
 NO_RESTART = "no_restart"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.structs import Allocation, RestartPolicy, Task, TaskEvent, TaskState, decode, encode
+from orchestrator.structs.timefmt import go_duration, rfc3339, to_ns
 
 from .restarts import NO_RESTART, REASON_WITHIN_POLICY, RestartDecision, RestartRng, RestartTracker
 from .task_driver import DriverError, TaskDriver, TaskExit
-from .timefmt import go_duration, rfc3339, to_ns
 
 # Task states and event types, spelled as Nomad's structs package spells them.
 PENDING, RUNNING, DEAD = "pending", "running", "dead"

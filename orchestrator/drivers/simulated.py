@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.client.task_driver import DriverError, TaskExit
-from orchestrator.client.timefmt import parse_go_duration
 from orchestrator.structs import Allocation, Task
+from orchestrator.structs.timefmt import duration_seconds
 
 SIGKILL = 9
 KILLED_EXIT_CODE = 128 + SIGKILL  # Nomad's executor reports 128+signal for signalled processes
@@ -49,7 +49,7 @@ def _seconds(text: str) -> float:
     try:
         return float(text)  # a bare number is taken as seconds
     except ValueError:
-        return parse_go_duration(text)
+        return duration_seconds(text)
 
 
 def parse_run_for(spec: str) -> tuple[str, float, float]:

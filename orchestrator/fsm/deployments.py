@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.state import StateError
-from orchestrator.state.fsm_writes import rfc3339
 from orchestrator.structs import Evaluation, Job
+from orchestrator.structs.timefmt import rfc3339_ns as rfc3339
 
 from .context import Context, get_bool, get_evals, get_int, get_str, get_strs, get_struct
 from .jobs import check_namespace

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from orchestrator.state.fsm_writes import rfc3339
 from orchestrator.structs import DrainStrategy, Evaluation, Node, NodeEvent
 from orchestrator.structs.node import (
     ELIGIBLE,
@@ -15,6 +14,7 @@ from orchestrator.structs.node import (
     NODE_STATUS_INIT,
     NODE_STATUS_READY,
 )
+from orchestrator.structs.timefmt import rfc3339_ns as rfc3339
 
 from .context import NS_PER_SECOND, Context, get_bool, get_evals, get_int, get_str, get_strs, get_struct
 from .result import ApplyResult, Rejected

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.structs.timefmt import parse_duration
+
 from .diagnostics import Collector, did_you_mean
 from .drivers import DRIVER_CONFIG_KEYS, DRIVER_REQUIRED
-from .durations import parse_duration
 from .evaluator import EvalError, RuntimeReference, Scope, evaluate
 from .functions import to_hcl_number, to_hcl_string, type_name
 from .nodes import Attribute, Block, Body, Node

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from orchestrator.scheduler.ids import new_id
 from orchestrator.scheduler.ports import Rng
@@ -19,6 +18,7 @@ from orchestrator.structs.evaluation import (
     EVAL_PENDING,
     TRIGGER_DEPLOYMENT_WATCHER,
 )
+from orchestrator.structs.timefmt import parse_rfc3339
 
 from .leadership import LeaderOnly
 
@@ -70,10 +70,8 @@ class DeploymentActions:
 
 def _parse_time(text: str) -> float | None:
     """Unix seconds of an RFC 3339 time as clients and Nomad write them; None if absent or malformed."""
-    if not text:
-        return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return parse_rfc3339(text)
     except ValueError:
         return None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from orchestrator.scheduler.ids import new_id
 from orchestrator.scheduler.ports import Rng
@@ -12,6 +11,7 @@ from orchestrator.state import NODES, StateReader
 from orchestrator.structs import Allocation, DesiredTransition, Evaluation, Job, Node, NodeEvent
 from orchestrator.structs.alloc import CLIENT_RUNNING
 from orchestrator.structs.evaluation import EVAL_PENDING, TRIGGER_NODE_DRAIN
+from orchestrator.structs.timefmt import rfc3339
 
 from .leadership import LeaderOnly
 
@@ -45,9 +45,8 @@ class DrainActions:
 
 def drain_complete_event(deadline_reached: bool, now: float) -> NodeEvent:
     details = {NODE_DRAIN_DEADLINE_DETAIL: "true"} if deadline_reached else {}
-    stamp = datetime.fromtimestamp(now, tz=UTC).isoformat().replace("+00:00", "Z")
     return NodeEvent(message=NODE_DRAIN_COMPLETE, subsystem=NODE_EVENT_SUBSYSTEM_DRAIN, details=details,
-                     timestamp=stamp)
+                     timestamp=rfc3339(now))
 
 
 def drain_deadline(node: Node) -> float | None:

@@ -7,7 +7,6 @@ from contextlib import suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from orchestrator.client.timefmt import rfc3339
 from orchestrator.fsm import ApplyResult, commands
 from orchestrator.raft import NotLeaderError, ProposalDroppedError
 from orchestrator.scheduler import new_scheduler
@@ -23,6 +22,7 @@ from orchestrator.structs.evaluation import (
     TRIGGER_PERIODIC_JOB,
 )
 from orchestrator.structs.node import NODE_STATUS_DOWN
+from orchestrator.structs.timefmt import rfc3339
 
 from .blocked import BlockedEvals
 from .broker import BrokerError, EvalBroker

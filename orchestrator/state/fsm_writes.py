@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.structs import Allocation, Deployment, Node, NodeEvent
 from orchestrator.structs.alloc import AllocDeploymentStatus
 from orchestrator.structs.evaluation import DEPLOYMENT_RUNNING
+from orchestrator.structs.timefmt import rfc3339_ns
 
 from .allocs import AllocWrites
 from .core import Write
@@ -20,17 +20,6 @@ from .records import ALLOCS, DEPLOYMENTS, SCHEDULER_CONFIG, SCHEDULER_CONFIG_KEY
 # Nomad keeps a node's ten latest events (MaxRetainedNodeEvents).
 MAX_NODE_EVENTS = 10
 DEPLOYMENT_DESCRIPTION_RUNNING = "Deployment is running"
-
-_NS_PER_SECOND = 1_000_000_000
-
-
-def rfc3339(unix_ns: int) -> str:
-    """Unix nanoseconds as Go prints a UTC time.Time in JSON (RFC 3339, trailing zero nanos trimmed)."""
-    seconds, nanos = divmod(unix_ns, _NS_PER_SECOND)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return f"{base}{fraction}Z"
-
 
 def append_node_event(events: list[NodeEvent], event: NodeEvent, index: int) -> list[NodeEvent]:
     """A node's events with `event` added (stamped with the index it was written at), oldest dropped."""
@@ -123,7 +112,7 @@ class FSMWrites(AllocWrites, NodeWrites):
                 if not chosen(name):
                     continue
                 if now_ns and state.progress_deadline > 0 and state.require_progress_by:
-                    state.require_progress_by = rfc3339(now_ns + state.progress_deadline)
+                    state.require_progress_by = rfc3339_ns(now_ns + state.progress_deadline)
                 state.promoted = True
             needs_promotion = any(s.desired_canaries > 0 and not s.promoted for s in work.task_groups.values())
             if work.status == DEPLOYMENT_RUNNING and not needs_promotion:

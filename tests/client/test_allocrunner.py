@@ -7,9 +7,9 @@ import pytest
 from client_fakes import make_alloc, make_job
 
 from orchestrator.client.allocrunner import AllocRunner, client_status_of
-from orchestrator.client.timefmt import go_duration, parse_rfc3339, to_ns
 from orchestrator.drivers.simulated import SimulatedDriver
 from orchestrator.structs import SECOND
+from orchestrator.structs.timefmt import go_duration, parse_rfc3339, to_ns
 
 T0 = 1_700_000_000.0
 

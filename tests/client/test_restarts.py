@@ -14,8 +14,8 @@ from orchestrator.client.restarts import (
     RESTART,
     RestartTracker,
 )
-from orchestrator.client.timefmt import go_duration, parse_rfc3339, rfc3339
 from orchestrator.structs import HOUR, MINUTE, SECOND, RestartPolicy
+from orchestrator.structs.timefmt import go_duration, parse_rfc3339, rfc3339
 
 
 def tracker(attempts=2, interval=30 * MINUTE, delay=15 * SECOND, mode="fail", job_type="service", seed=1):

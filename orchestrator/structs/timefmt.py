@@ -1,13 +1,44 @@
-"""Time spelled as Nomad's Go client spells it: Duration.String(), RFC 3339 timestamps, unix nanoseconds."""
+"""Time spelled as Nomad (Go) spells it: duration strings both ways, RFC 3339 timestamps, unix nanoseconds."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from fractions import Fraction
 
 NS = 1_000_000_000
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> int:
+    """Nanoseconds in a Go duration string; ValueError with a readable reason when it is not one."""
+    s = text.strip()
+    if not s:
+        raise ValueError("empty duration")
+    sign = 1
+    if s[0] in "+-":
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if s == "0":
+        return 0
+    pos = 0
+    total = Fraction(0)
+    while pos < len(s):
+        m = _PART.match(s, pos)
+        if m is None:
+            if re.fullmatch(r"\d+(\.\d+)?", s[pos:]):
+                raise ValueError(f'missing unit in duration "{text}" (use e.g. "{s[pos:]}s")')
+            raise ValueError(f'invalid duration "{text}" (use a number and a unit: ns, us, ms, s, m, h)')
+        # Fractions keep "1.5h" exact before truncating to whole nanoseconds, as Go does.
+        total += Fraction(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    return sign * int(total)
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Go duration string ("1m30s", "250ms"); ValueError when it is not one."""
+    return parse_duration(text) / NS
 
 
 def to_ns(seconds: float) -> int:
@@ -48,30 +79,18 @@ def _fraction(frac: int, digits: int) -> str:
     return "." + f"{frac:0{digits}d}".rstrip("0")
 
 
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration string ("1m30s", "250ms"); ValueError when it is not one."""
-    body = text.strip()
-    if body == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    while pos < len(body):
-        m = _DURATION.match(body, pos)
-        if m is None:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(m.group(1)) * _UNITS[m.group(2)] / NS
-        pos = m.end()
-    if not body:
-        raise ValueError("empty duration")
-    return total
-
-
 def seconds_to_go_duration(seconds: float) -> str:
     return go_duration(to_ns(seconds))
 
 
 def rfc3339(seconds: float) -> str:
     """Go's RFC3339Nano in UTC, as Nomad's API prints StartedAt/FinishedAt: "2024-05-01T10:00:00.5Z"."""
-    whole, frac = divmod(to_ns(seconds), NS)
+    return rfc3339_ns(to_ns(seconds))
+
+
+def rfc3339_ns(unix_ns: int) -> str:
+    """The same from unix nanoseconds (what Raft commands carry)."""
+    whole, frac = divmod(unix_ns, NS)
     stamp = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}{_fraction(frac, 9)}Z"
 

@@ -17,7 +17,6 @@ import simpy
 from orchestrator.client import ClientAgent, ClientConfig, InMemoryClientStateStore
 from orchestrator.drivers.simulated import SimulatedDriver
 from orchestrator.jobspec import parse_job
-from orchestrator.raft import MemoryStorage
 from orchestrator.rpc import RpcRequest, RpcResponse, methods
 from orchestrator.scheduler.ids import new_id
 from orchestrator.server.config import ServerConfig
@@ -26,6 +25,7 @@ from orchestrator.server.server import Server
 from orchestrator.state import StateStore
 from orchestrator.structs import Allocation, DriverInfo, Node, NodeResources
 
+from .disk import SimDisk
 from .invariants import InvariantChecker
 from .network import LatencySpec, Network
 from .operator import Call, Operator
@@ -49,6 +49,8 @@ class ClusterSpec:
     server_options: dict[str, Any] = field(default_factory=dict)  # ServerConfig fields
     client_options: dict[str, Any] = field(default_factory=dict)  # ClientConfig fields
     check_invariants: bool = True
+    # How long a server's fsync takes (a LatencySpec); a crash within it loses that step's writes and messages.
+    disk_sync_latency: LatencySpec = 0.0
 
 
 def simulated_node(name: str, node_id: str, spec: ClusterSpec, index: int) -> Node:
@@ -110,15 +112,16 @@ class SimCluster:
         self.client_ids = [f"c{i + 1}" for i in range(spec.clients)]
         self.network.star(self.server_ids, [*self.client_ids, OPERATOR], latency=spec.latency)
         self.checker = InvariantChecker(self) if spec.check_invariants else None
-        self.disks: dict[str, MemoryStorage] = {}
+        self.disks: dict[str, SimDisk] = {}
         self.client_stores: dict[str, InMemoryClientStateStore] = {}
         self.drivers: dict[str, SimulatedDriver] = {}
         self.nodes: dict[str, Node] = {}
         self.node_agent: dict[str, str] = {}  # node id -> client agent id
         self._incarnations: dict[str, int] = {}
         for server_id in self.server_ids:
-            self.disks[server_id] = MemoryStorage()
-            self.runtime.add_agent(server_id, self._server_factory(server_id))
+            disk = self.disks[server_id] = SimDisk()
+            self.runtime.add_agent(server_id, self._server_factory(server_id), on_sync=disk.sync,
+                                   on_crash=disk.crash, disk_sync_latency=spec.disk_sync_latency)
         for index, client_id in enumerate(self.client_ids):
             node = simulated_node(client_id, new_id(self.rng), spec, index)
             self.nodes[client_id] = node

@@ -40,6 +40,8 @@ class FuzzOptions:
     intensity: float = 3.0  # faults per virtual minute
     settle: float = 300.0  # virtual seconds allowed to converge after everything is healed
     check_every: float = 5.0  # virtual seconds between state checks during the campaign
+    # Servers' fsyncs take 0.1-1 ms: a crash inside one loses that step's writes, as a real disk would.
+    disk_sync_latency: tuple = ("uniform", 0.0001, 0.001)
 
 
 @dataclass(slots=True)
@@ -64,7 +66,8 @@ def fuzz_seed(seed: int, options: FuzzOptions | None = None) -> FuzzResult:
     """One campaign: boot, run a service and a batch job, inject faults, heal, converge, check."""
     options = options or FuzzOptions()
     result = FuzzResult(seed)
-    cluster = SimCluster(ClusterSpec(seed=seed, servers=options.servers, clients=options.clients))
+    cluster = SimCluster(ClusterSpec(seed=seed, servers=options.servers, clients=options.clients,
+                                     disk_sync_latency=options.disk_sync_latency))
     if boot(cluster) is None:
         result.violations.append("cluster did not form")
         return _finish(cluster, result)

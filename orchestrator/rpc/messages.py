@@ -61,10 +61,33 @@ class methods:
     # Reads of one object: {Namespace, JobID} / {NodeID} / {AllocID} -> {Job|Node|Alloc: dict or None, Index}.
     # Linearizable unless AllowStale: served by the leader after a Raft read index, so a read made after
     # a write was acknowledged sees it. With AllowStale any server answers from its own state.
+    # A linearizable read on any server (etcd's follower read): the leader confirms its leadership and
+    # answers its commit index {Index}; the caller then serves the read from a state that applied it.
+    STATUS_READ_INDEX = "Status.ReadIndex"
     JOB_GET = "Job.GetJob"
     NODE_GET = "Node.GetNode"
     ALLOC_GET = "Alloc.GetAlloc"
 
+    # The rest of Nomad's job, node, deployment and operator RPCs (the HTTP API's writes). Args and results
+    # use Nomad's request/response field names; every result has "Index" (the Raft index it was applied at).
+    JOB_REVERT = "Job.Revert"              # {Namespace, JobID, JobVersion, EnforcePriorVersion?} -> {EvalID, ...}
+    JOB_STABLE = "Job.Stable"              # {Namespace, JobID, JobVersion, Stable} -> {Index}
+    JOB_EVALUATE = "Job.Evaluate"          # {Namespace, JobID, EvalOptions: {ForceReschedule}} -> {EvalID, ...}
+    JOB_DISPATCH = "Job.Dispatch"          # {Namespace, JobID, Payload (base64), Meta} -> {DispatchedJobID,
+    #                                        EvalID, EvalCreateIndex, JobCreateIndex, Index}
+    JOB_PERIODIC_FORCE = "Job.PeriodicForce"  # {Namespace, JobID} -> {EvalID, EvalCreateIndex, Index}
+    JOB_PLAN = "Job.Plan"                  # {Job, Diff} -> Nomad's JobPlanResponse: {Annotations, FailedTGAllocs,
+    #                                        JobModifyIndex, CreatedEvals, Diff, NextPeriodicLaunch, Warnings, Index}
+    NODE_EVALUATE = "Node.Evaluate"        # {NodeID} -> {EvalIDs, EvalCreateIndex, Index}
+    NODE_PURGE = "Node.Purge"              # {NodeID} -> {Index}
+    DEPLOYMENT_PROMOTE = "Deployment.Promote"  # {DeploymentID, All, Groups} -> {EvalID, Index}
+    DEPLOYMENT_FAIL = "Deployment.Fail"    # {DeploymentID} -> {EvalID, Index}
+    DEPLOYMENT_PAUSE = "Deployment.Pause"  # {DeploymentID, Pause} -> {Index}
+    SYSTEM_GC = "System.GarbageCollect"    # {} -> {Index}
+    OPERATOR_RAFT_REMOVE_PEER = "Operator.RaftRemovePeer"  # {Address} or {ID} -> {Index}
+
     WRITES = frozenset({NODE_REGISTER, NODE_UPDATE_STATUS, NODE_UPDATE_ALLOC, NODE_UPDATE_DRAIN,
                         NODE_UPDATE_ELIGIBILITY, NODE_DEREGISTER, JOB_REGISTER, JOB_DEREGISTER, JOB_SCALE,
-                        ALLOC_STOP})
+                        ALLOC_STOP, JOB_REVERT, JOB_STABLE, JOB_EVALUATE, JOB_DISPATCH, JOB_PERIODIC_FORCE,
+                        JOB_PLAN, NODE_EVALUATE, NODE_PURGE, DEPLOYMENT_PROMOTE, DEPLOYMENT_FAIL, DEPLOYMENT_PAUSE,
+                        SYSTEM_GC, OPERATOR_RAFT_REMOVE_PEER})

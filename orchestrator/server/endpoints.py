@@ -305,8 +305,13 @@ def get_alloc(server: Server, args: dict[str, Any]) -> Reply:
     return Reply({"Alloc": encode(alloc) if alloc is not None else None, "Index": server.store.latest_index()})
 
 
+def read_index(server: Server, args: dict[str, Any]) -> Reply:
+    return Reply({"Index": server.raft.applied_index})
+
+
 ReadHandler = Callable[["Server", dict[str, Any]], Reply]
 CONSISTENT_READS: dict[str, ReadHandler] = {
+    methods.STATUS_READ_INDEX: read_index,
     methods.JOB_GET: get_job,
     methods.NODE_GET: get_node,
     methods.ALLOC_GET: get_alloc,

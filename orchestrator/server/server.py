@@ -95,6 +95,9 @@ class Server:
         self.applied_commands = 0
         # Watches applies and elections (the simulator's invariant checker); a plain object, no I/O.
         self.observer: Any = None
+        # Called with (index, ApplyResult) after each applied command: the agent's event
+        # stream and metrics. Plain callables; they must not block or raise.
+        self.apply_listeners: list[Any] = []
         self._maybe_bootstrap()
 
     # -- Agent protocol ---------------------------------------------------------------------------------
@@ -267,6 +270,8 @@ class Server:
             return  # a new leader's empty entry
         result = self.fsm.apply(entry.index, entry.data)
         self.applied_commands += 1
+        for listener in self.apply_listeners:
+            listener(entry.index, result)
         pending = self._pending.pop(entry.index, None)
         if pending is not None:
             if pending.term != entry.term:

@@ -193,3 +193,14 @@ def test_a_consistent_read_waits_for_a_leader():
     loop = Loop(3)
     reply = loop.call("s2", methods.JOB_GET, {"JobID": "web"}, wait=0.0)
     assert reply is not None and reply.error == "No cluster leader"
+
+
+def test_read_index_through_a_follower_covers_every_acknowledged_write():
+    loop = Loop(3)
+    leader = loop.elect()
+    follower = next(sid for sid in loop.ids if sid != leader.id)
+    write = loop.call(leader.id, methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")})
+    assert write is not None and not write.error
+    reply = loop.call(follower, methods.STATUS_READ_INDEX, {})
+    assert reply is not None and not reply.error
+    assert reply.result["Index"] >= write.result["Index"]

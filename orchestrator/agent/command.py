@@ -27,7 +27,7 @@ def main(args: list[str]) -> int:
         print(f"==> {exc}", file=sys.stderr)
         return 1
     for warning in warnings:
-        print(f"==> WARNING: {warning}", file=sys.stderr)
+        print(f"==> WARNING: {warning}", file=sys.stderr)  # Nomad prints warnings after this prefix
     _logging(config)
     try:
         return asyncio.run(_run(config))
@@ -44,12 +44,10 @@ def _logging(config: AgentConfig) -> None:
 
 async def _run(config: AgentConfig) -> int:
     from .agent import Agent  # heavy imports only once the command line is known to be good
-    from .banner import startup_banner
+    from .banner import STARTING, config_files_line, startup_banner
 
-    if config.dev_mode:
-        print("==> No configuration files loaded" if not config.files else
-              f"==> Loaded configuration from {', '.join(config.files)}")
-    print("==> Starting Yurt agent...", flush=True)
+    print(config_files_line(config))
+    print(STARTING, flush=True)
     agent = Agent(config)
     try:
         await agent.start()

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 
 from orchestrator import __version__
 
-from . import job, sim
-
 USAGE = """Usage: yurt [-version] [-help] <command> [args]
 
 Common commands:
     run         Run a new job or update an existing job
-    validate    Checks if a given job specification is valid
+    stop        Stop a running job
+    status      Display the status output for a resource
+    alloc       Interact with allocations
     job         Interact with jobs
-    sim         Run scenarios and fault campaigns on the simulator
-    version     Prints the yurt version
+    node        Interact with nodes
+    agent       Runs a Nomad agent
 
-Commands that need a running agent (agent, node, alloc, server, status, ...) arrive with the agent.
+Other commands:
+    deployment      Interact with deployments
+    eval            Interact with evaluations
+    operator        Provides cluster-level tools for Nomad operators
+    server          Interact with servers
+    sim             Run scenarios and fault campaigns on the simulator
+    system          Interact with the system API
+    version         Prints the Nomad version
 """
 
 Command = Callable[[list[str]], int]
@@ -29,13 +37,52 @@ def _version(_args: list[str]) -> int:
     return 0
 
 
+def _lazy(target: str, *prefix: str) -> Command:
+    """A command imported only when run, so `yurt` starts without loading every command group."""
+
+    def run(args: list[str]) -> int:
+        module, _, function = target.partition(":")
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            # The agent command lives in its own package, which a partial checkout may not have yet.
+            print(f"yurt: {module} is not available in this build", file=sys.stderr)
+            return 1
+        return getattr(loaded, function)([*prefix, *args])
+
+    return run
+
+
 COMMANDS: dict[str, Command] = {
-    "job": job.main,
-    "run": lambda args: job.main(["run", *args]),
-    "validate": lambda args: job.main(["validate", *args]),
-    "init": lambda args: job.main(["init", *args]),
+    "agent": _lazy("orchestrator.agent.command:main"),
+    "alloc": _lazy("orchestrator.cli.alloc:main"),
+    "deployment": _lazy("orchestrator.cli.deployment:main"),
+    "eval": _lazy("orchestrator.cli.eval:main"),
+    "job": _lazy("orchestrator.cli.job:main"),
+    "node": _lazy("orchestrator.cli.node:main"),
+    "operator": _lazy("orchestrator.cli.operator:main"),
+    "server": _lazy("orchestrator.cli.server:main"),
+    "sim": _lazy("orchestrator.cli.sim:main"),
+    "status": _lazy("orchestrator.cli.status:status"),
+    "system": _lazy("orchestrator.cli.operator:system"),
     "version": _version,
-    "sim": sim.main,
+    # Nomad's top-level aliases.
+    "run": _lazy("orchestrator.cli.job:run"),
+    "stop": _lazy("orchestrator.cli.job_ops:stop"),
+    "plan": _lazy("orchestrator.cli.job_plan:plan"),
+    "inspect": _lazy("orchestrator.cli.job_ops:inspect"),
+    "validate": _lazy("orchestrator.cli.job:validate"),
+    "init": _lazy("orchestrator.cli.job:init"),
+    "logs": _lazy("orchestrator.cli.alloc:logs"),
+    # Nomad's older, hyphenated spellings, still found in blog posts.
+    "alloc-status": _lazy("orchestrator.cli.alloc:status"),
+    "eval-status": _lazy("orchestrator.cli.eval:status"),
+    "node-drain": _lazy("orchestrator.cli.node_drain:drain"),
+    "node-status": _lazy("orchestrator.cli.node:status"),
+    "server-join": _lazy("orchestrator.cli.server:join"),
+    "server-members": _lazy("orchestrator.cli.server:members"),
 }
 
 
@@ -51,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"yurt: unknown command {args[0]!r}\n", file=sys.stderr)
         print(USAGE, end="", file=sys.stderr)
         return 127
-    return command(args[1:])
+    try:
+        return command(args[1:])
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

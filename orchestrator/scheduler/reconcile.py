@@ -199,7 +199,10 @@ class Reconciler:
         """A failed allocation is replaced now, later (follow-up eval), or never (policy exhausted)."""
         if alloc.next_allocation:
             return  # already replaced
-        when = next_reschedule_time(group, alloc, self.now)
+        if alloc.desired_transition.force_reschedule:
+            when: int | None = self.now  # `job eval -force-reschedule`: now, whatever the policy says
+        else:
+            when = next_reschedule_time(group, alloc, self.now)
         if when is None:
             return  # attempts exhausted: the failure stands, as in Nomad
         updates = self._updates(group.name)

@@ -3,12 +3,14 @@
 A write handler runs on the leader only (followers forward) and returns either a `Reply` (answered at
 once: a validation error, or a heartbeat that changes nothing) or a `WriteOp`: the command to propose
 and how to build the answer once the command is applied. Handlers never raise on bad input.
+
+The client protocol and job registration live here; the other job RPCs in `endpoints_jobs` (and
+`job_plan`), node/deployment/operator RPCs in `endpoints_cluster`, the reads in `endpoints_common`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.fsm import ApplyResult, commands
@@ -19,7 +21,6 @@ from orchestrator.structs import (
     DrainStrategy,
     Node,
     decode,
-    encode,
     format_errors,
     job_from_api,
     validate_job,
@@ -30,42 +31,19 @@ from orchestrator.structs.evaluation import (
     TRIGGER_ALLOC_STOP,
     TRIGGER_JOB_DEREGISTER,
     TRIGGER_JOB_REGISTER,
-    TRIGGER_JOB_SCALING,
     TRIGGER_NODE_UPDATE,
     TRIGGER_RETRY_FAILED_ALLOC,
 )
 from orchestrator.structs.node import NODE_STATUS_READY
 
+from . import endpoints_cluster, endpoints_jobs
+from .endpoints_common import CONSISTENT_READS, Handler, Reply, WriteOp, client_allocs, get_allocs, index_only, ns
 from .evals import job_evals, new_eval, node_evals
 
 if TYPE_CHECKING:
     from .server import Server
 
-
-@dataclass(slots=True)
-class Reply:
-    result: Any = None
-    error: str = ""
-
-
-@dataclass(slots=True)
-class WriteOp:
-    """A command to propose, and the answer to give once it is applied (`respond(apply_result)`)."""
-
-    command: bytes
-    respond: Callable[[ApplyResult, int], Any]
-    after_apply: Callable[[ApplyResult], None] | None = None
-
-
-Handler = Callable[["Server", dict[str, Any], float], "Reply | WriteOp"]
-
-
-def _ns(now: float) -> int:
-    return int(now * 1e9)
-
-
-def _index_only(result: ApplyResult, index: int) -> dict[str, Any]:
-    return {"Index": index}
+__all__ = ["CONSISTENT_READS", "WRITE_HANDLERS", "Handler", "Reply", "WriteOp", "client_allocs", "get_allocs"]
 
 
 # -- nodes -----------------------------------------------------------------------------------------------
@@ -82,7 +60,7 @@ def node_register(server: Server, args: dict[str, Any], now: float) -> Reply | W
         node.status = NODE_STATUS_READY
     node.computed_class = node.compute_class()
     ttl = server.leader.heartbeat_ttl()
-    command = commands.node_register(node=node, update_time=_ns(now))
+    command = commands.node_register(node=node, update_time=ns(now))
 
     def after(result: ApplyResult) -> None:
         server.leader.heartbeat_seen(node.id, now, ttl)
@@ -106,8 +84,8 @@ def node_update_status(server: Server, args: dict[str, Any], now: float) -> Repl
         return Reply({**answer, "Index": server.store.latest_index()})
     evals = []
     if status == NODE_STATUS_READY:
-        evals = node_evals(server.store, node_id, node.modify_index, TRIGGER_NODE_UPDATE, server.rng, _ns(now))
-    command = commands.node_status_update(node_id=node_id, status=status, updated_at=_ns(now), evals=evals)
+        evals = node_evals(server.store, node_id, node.modify_index, TRIGGER_NODE_UPDATE, server.rng, ns(now))
+    command = commands.node_status_update(node_id=node_id, status=status, updated_at=ns(now), evals=evals)
     return WriteOp(command, lambda result, index: {**answer, "Index": index})
 
 
@@ -125,9 +103,9 @@ def node_update_alloc(server: Server, args: dict[str, Any], now: float) -> Reply
             existing = server.store.alloc_by_id(update.id)
             if existing is not None and not existing.client_terminal():
                 failed_jobs.add((existing.namespace, existing.job_id))
-    evals = job_evals(server.store, failed_jobs, TRIGGER_RETRY_FAILED_ALLOC, server.rng, _ns(now))
-    command = commands.alloc_client_update(allocs=updates, evals=evals, update_time=_ns(now))
-    return WriteOp(command, _index_only)
+    evals = job_evals(server.store, failed_jobs, TRIGGER_RETRY_FAILED_ALLOC, server.rng, ns(now))
+    command = commands.alloc_client_update(allocs=updates, evals=evals, update_time=ns(now))
+    return WriteOp(command, index_only)
 
 
 def node_update_drain(server: Server, args: dict[str, Any], now: float) -> Reply | WriteOp:
@@ -140,10 +118,10 @@ def node_update_drain(server: Server, args: dict[str, Any], now: float) -> Reply
     except (DecodeError, TypeError, ValueError) as exc:
         return Reply(error=f"invalid drain strategy: {exc}")
     if strategy is not None and strategy.deadline > 0 and not strategy.force_deadline:
-        strategy = replace(strategy, force_deadline=_ns(now) + strategy.deadline)
+        strategy = replace(strategy, force_deadline=ns(now) + strategy.deadline)
     command = commands.node_drain_update(node_id=node_id, drain_strategy=strategy,
-                                         mark_eligible=bool(args.get("MarkEligible")), updated_at=_ns(now))
-    return WriteOp(command, _index_only)
+                                         mark_eligible=bool(args.get("MarkEligible")), updated_at=ns(now))
+    return WriteOp(command, index_only)
 
 
 def node_update_eligibility(server: Server, args: dict[str, Any], now: float) -> Reply | WriteOp:
@@ -158,17 +136,17 @@ def node_update_eligibility(server: Server, args: dict[str, Any], now: float) ->
         return Reply(error="can not set node's scheduling eligibility to eligible while it is draining")
     evals = []
     if eligibility == "eligible":
-        evals = node_evals(server.store, node_id, node.modify_index, TRIGGER_NODE_UPDATE, server.rng, _ns(now))
+        evals = node_evals(server.store, node_id, node.modify_index, TRIGGER_NODE_UPDATE, server.rng, ns(now))
     command = commands.node_eligibility_update(node_id=node_id, eligibility=eligibility, evals=evals,
-                                               updated_at=_ns(now))
-    return WriteOp(command, _index_only)
+                                               updated_at=ns(now))
+    return WriteOp(command, index_only)
 
 
 def node_deregister(server: Server, args: dict[str, Any], now: float) -> Reply | WriteOp:
     node_id = str(args.get("NodeID", ""))
     if server.store.node_by_id(node_id) is None:
         return Reply(error=f"node not found: {node_id}")
-    return WriteOp(commands.node_deregister(node_ids=[node_id]), _index_only)
+    return WriteOp(commands.node_deregister(node_ids=[node_id]), index_only)
 
 
 # -- jobs and allocations --------------------------------------------------------------------------------
@@ -197,9 +175,9 @@ def job_register(server: Server, args: dict[str, Any], now: float) -> Reply | Wr
                                f"index: {current}")
     evaluation = None
     if not job.is_periodic() and not job.is_parameterized() and not job.stop:
-        evaluation = new_eval(server.rng, job, TRIGGER_JOB_REGISTER, _ns(now))
+        evaluation = new_eval(server.rng, job, TRIGGER_JOB_REGISTER, ns(now))
     command = commands.job_register(job=job, evaluation=evaluation, enforce_index=enforce, job_modify_index=expected,
-                                    submit_time=_ns(now))
+                                    submit_time=ns(now))
 
     def respond(result: ApplyResult, index: int) -> dict[str, Any]:
         return {"EvalID": evaluation.id if evaluation else "", "EvalCreateIndex": index if evaluation else 0,
@@ -216,44 +194,25 @@ def job_deregister(server: Server, args: dict[str, Any], now: float) -> Reply | 
         return Reply(error=f"job not found: {job_id}")
     evaluation = None
     if not job.is_periodic() and not job.is_parameterized():
-        evaluation = new_eval(server.rng, job, TRIGGER_JOB_DEREGISTER, _ns(now))
+        evaluation = new_eval(server.rng, job, TRIGGER_JOB_DEREGISTER, ns(now))
     command = commands.job_deregister(namespace=namespace, job_id=job_id, purge=bool(args.get("Purge")),
-                                      evaluation=evaluation, submit_time=_ns(now))
+                                      evaluation=evaluation, submit_time=ns(now))
     return WriteOp(command, lambda result, index: {
         "EvalID": evaluation.id if evaluation else "", "EvalCreateIndex": index if evaluation else 0,
         "JobModifyIndex": index, "Index": index})
 
 
-def job_scale(server: Server, args: dict[str, Any], now: float) -> Reply | WriteOp:
-    namespace = str(args.get("Namespace") or "default")
-    job_id = str(args.get("JobID", ""))
-    job = server.store.job_by_id(namespace, job_id)
-    if job is None:
-        return Reply(error=f"job not found: {job_id}")
-    group_name = str(args.get("Group", ""))
-    if job.group(group_name) is None:
-        return Reply(error=f"task group {group_name!r} specified for scaling does not exist in job")
-    count = args.get("Count")
-    if not isinstance(count, int) or count < 0:
-        return Reply(error="scaling action count can't be negative")
-    groups = [replace(g, count=count) if g.name == group_name else g for g in job.task_groups]
-    scaled = replace(job, task_groups=groups)
-    evaluation = new_eval(server.rng, scaled, TRIGGER_JOB_SCALING, _ns(now))
-    command = commands.job_register(job=scaled, evaluation=evaluation, enforce_index=False, job_modify_index=0,
-                                    submit_time=_ns(now))
-    return WriteOp(command, lambda result, index: {"EvalID": evaluation.id, "EvalCreateIndex": index,
-                                                    "JobModifyIndex": index, "Index": index})
-
-
 def alloc_stop(server: Server, args: dict[str, Any], now: float) -> Reply | WriteOp:
+    """Stop one allocation: it is marked to migrate and an evaluation replaces it (Nomad's Alloc.Stop)."""
     alloc_id = str(args.get("AllocID", ""))
     alloc = server.store.alloc_by_id(alloc_id)
     if alloc is None:
-        return Reply(error=f"alloc not found: {alloc_id}")
-    job = server.store.job_by_id(alloc.namespace, alloc.job_id)
+        return Reply(error=f'Unknown allocation "{alloc_id}"')
+    # The allocation's own job version when the job was purged meanwhile, as Nomad evaluates alloc.Job.
+    job = server.store.job_by_id(alloc.namespace, alloc.job_id) or alloc.job
     if job is None:
         return Reply(error=f"job not found: {alloc.job_id}")
-    evaluation = new_eval(server.rng, job, TRIGGER_ALLOC_STOP, _ns(now))
+    evaluation = new_eval(server.rng, job, TRIGGER_ALLOC_STOP, ns(now))
     command = commands.alloc_stop(alloc_id=alloc_id, evaluation=evaluation)
     return WriteOp(command, lambda result, index: {"EvalID": evaluation.id, "Index": index})
 
@@ -267,52 +226,7 @@ WRITE_HANDLERS: dict[str, Handler] = {
     methods.NODE_DEREGISTER: node_deregister,
     methods.JOB_REGISTER: job_register,
     methods.JOB_DEREGISTER: job_deregister,
-    methods.JOB_SCALE: job_scale,
     methods.ALLOC_STOP: alloc_stop,
-}
-
-
-# -- reads (any server, stale allowed) -------------------------------------------------------------------
-
-
-def client_allocs(server: Server, node_id: str) -> dict[str, Any]:
-    """Node.GetClientAllocs' answer: each allocation's AllocModifyIndex, and the node's allocs index."""
-    allocs = {a.id: a.alloc_modify_index for a in server.store.allocs_by_node(node_id)}
-    return {"Allocs": allocs, "Index": server.node_alloc_index(node_id)}
-
-
-def get_allocs(server: Server, args: dict[str, Any]) -> Reply:
-    found = []
-    for alloc_id in args.get("AllocIDs") or ():
-        alloc = server.store.alloc_by_id(str(alloc_id))
-        if alloc is not None:
-            found.append(encode(alloc))
-    return Reply({"Allocs": found, "Index": server.store.latest_index()})
-
-
-def get_job(server: Server, args: dict[str, Any]) -> Reply:
-    job = server.store.job_by_id(str(args.get("Namespace") or "default"), str(args.get("JobID", "")))
-    return Reply({"Job": encode(job) if job is not None else None, "Index": server.store.latest_index()})
-
-
-def get_node(server: Server, args: dict[str, Any]) -> Reply:
-    node = server.store.node_by_id(str(args.get("NodeID", "")))
-    return Reply({"Node": encode(node) if node is not None else None, "Index": server.store.latest_index()})
-
-
-def get_alloc(server: Server, args: dict[str, Any]) -> Reply:
-    alloc = server.store.alloc_by_id(str(args.get("AllocID", "")))
-    return Reply({"Alloc": encode(alloc) if alloc is not None else None, "Index": server.store.latest_index()})
-
-
-def read_index(server: Server, args: dict[str, Any]) -> Reply:
-    return Reply({"Index": server.raft.applied_index})
-
-
-ReadHandler = Callable[["Server", dict[str, Any]], Reply]
-CONSISTENT_READS: dict[str, ReadHandler] = {
-    methods.STATUS_READ_INDEX: read_index,
-    methods.JOB_GET: get_job,
-    methods.NODE_GET: get_node,
-    methods.ALLOC_GET: get_alloc,
+    **endpoints_jobs.HANDLERS,
+    **endpoints_cluster.HANDLERS,
 }

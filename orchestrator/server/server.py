@@ -264,7 +264,10 @@ class Server:
         if entry.type is EntryType.CONF_CHANGE:
             change = ConfChange.decode(entry.data)
             self.raft.apply_conf_change(change)
-            self.known_servers.add(change.node_id)
+            if change.kind is ConfChangeKind.ADD_NODE:
+                self.known_servers.add(change.node_id)
+            else:
+                self.known_servers.discard(change.node_id)  # removed: not added back by the next election
             return
         if not entry.data:
             return  # a new leader's empty entry

@@ -1,0 +1,441 @@
+"""`yurt alloc status|stop|restart|signal|logs` (and the `yurt logs` alias)."""
+
+from __future__ import annotations
+
+import sys
+
+from .flags import CommandError, FlagSet, command, err, failing, group, out, q
+from .format import (
+    FULL_ID,
+    SHORT_ID,
+    duration,
+    format_kv,
+    format_list,
+    format_list_with_spaces,
+    format_task_time,
+    format_time,
+    ibytes,
+    limit,
+    megabytes,
+    pretty_time_diff,
+)
+from .resources import find_alloc
+
+ALLOC_HELP = """
+Usage: yurt alloc <subcommand> [options] [args]
+
+  This command groups subcommands for interacting with allocations. Users can
+  inspect the status, examine the filesystem or logs of an allocation.
+
+  Examine an allocations status:
+
+      $ yurt alloc status <alloc-id>
+
+  Stream a task's logs:
+
+      $ yurt alloc logs -f <alloc-id> <task>
+
+Subcommands:
+    logs       Streams the logs of a task.
+    restart    Restart a running allocation
+    signal     Signal a running allocation
+    status     Display allocation status information and metadata
+    stop       Stop and reschedule a running allocation
+"""
+
+STATUS_HELP = """
+Usage: yurt alloc status [options] <allocation>
+
+  Display information about existing allocations and its tasks. This command can
+  be used to inspect the current status of an allocation, including its running
+  status, metadata, and verbose failure messages reported by internal
+  subsystems.
+
+{general}
+
+Alloc Status Options:
+
+  -short
+    Display short output. Shows only the most recent task event.
+
+  -stats
+    Display detailed resource usage statistics.
+
+  -verbose
+    Show full information.
+
+  -json
+    Output the allocation in its JSON format.
+
+  -t
+    Format and display allocation using a Go template.
+"""
+
+STOP_HELP = """
+Usage: yurt alloc stop [options] <allocation>
+
+  Stop an existing allocation. This command is used to signal a specific alloc
+  to shut down. When the allocation has been shut down, it will then be
+  rescheduled.
+
+{general}
+
+Stop Specific Options:
+
+  -detach
+    Return immediately instead of entering monitor mode. After the
+    stop command is submitted, a new evaluation ID is printed to the
+    screen, which can be used to examine the rescheduling evaluation using the
+    eval-status command.
+
+  -verbose
+    Show full information.
+"""
+
+RESTART_HELP = """
+Usage: yurt alloc restart [options] <allocation> <task>
+
+  Restart an existing allocation. This command is used to restart a specific alloc
+  and its tasks. If no task is provided then all of the allocation's tasks will
+  be restarted.
+
+{general}
+
+Restart Specific Options:
+
+  -verbose
+    Show full information.
+"""
+
+SIGNAL_HELP = """
+Usage: yurt alloc signal [options] <allocation> <task>
+
+  Signal an existing allocation. This command is used to signal a specific alloc
+  and its subtasks. If no task is provided then all of the allocations subtasks
+  will receive the signal.
+
+{general}
+
+Signal Specific Options:
+
+  -s
+    Specify the signal that the selected tasks should receive.
+
+  -verbose
+    Show full information.
+"""
+
+LOGS_HELP = """
+Usage: yurt alloc logs [options] <allocation> <task>
+Alias: yurt logs
+
+  Streams the stdout/stderr of the given allocation and task.
+
+{general}
+
+Logs Specific Options:
+
+  -stderr
+    Display stderr logs.
+
+  -verbose
+    Show full information.
+
+  -task <task-name>
+    Sets the task to view the logs.
+
+  -f
+    Causes the output to not stop when the end of the logs are reached, but
+    rather to wait for additional output.
+
+  -tail
+    Show the logs contents with offsets relative to the end of the logs. If no
+    offset is given, -n is defaulted to 10.
+
+  -n
+    Sets the tail location in best-efforted number of lines relative to the end
+    of the logs.
+
+  -c
+    Sets the tail location in number of bytes relative to the end of the logs.
+"""
+
+def event_message(event: dict) -> str:
+    """Nomad's buildDisplayMessage, used when the agent sent no DisplayMessage."""
+    kind = event.get("Type", "")
+    simple = {"Started": "Task started by client", "Received": "Task received by client",
+              "Downloading Artifacts": "Client is downloading artifacts",
+              "Leader Task Dead": "Leader Task in Group dead"}
+    if kind in simple:
+        return simple[kind]
+    if kind == "Terminated":
+        parts = [f"Exit Code: {event.get('ExitCode', 0)}"]
+        if event.get("Signal"):
+            parts.append(f"Signal: {event['Signal']}")
+        if event.get("Message"):
+            parts.append(f"Exit Message: {q(event['Message'])}")
+        return ", ".join(parts)
+    if kind == "Restarting":
+        text = f"Task restarting in {duration(event.get('StartDelay'))}"
+        reason = event.get("RestartReason", "")
+        return f"{reason} - {text}" if reason and reason != "Restart within policy" else text
+    fallbacks = {"Setup Failure": ("SetupError", "Task setup failed"),
+                 "Driver Failure": ("DriverError", "Failed to start task"),
+                 "Failed Validation": ("ValidationError", "Validation of task failed"),
+                 "Failed Artifact Download": ("DownloadError", "Failed to download artifacts"),
+                 "Killed": ("KillError", "Task successfully killed"),
+                 "Not Restarting": ("RestartReason", "Task exceeded restart policy"),
+                 "Restart Signaled": ("RestartReason", "Task signaled to restart"),
+                 "Driver": ("DriverMessage", "")}
+    if kind in fallbacks:
+        key, default = fallbacks[kind]
+        return event.get(key) or default
+    if kind == "Killing":
+        if event.get("KillReason"):
+            return f"Killing task: {event['KillReason']}"
+        if event.get("KillTimeout"):
+            return f"Sent interrupt. Waiting {duration(event['KillTimeout'])} before force killing"
+        return "Sent interrupt"
+    if kind == "Sibling Task Failed":
+        return f"Task's sibling {q(event['FailedSibling'])} failed" if event.get("FailedSibling") else \
+            "Task's sibling failed"
+    return event.get("Message", "")
+
+
+@command
+def status(args: list[str]) -> int:
+    flags = FlagSet("alloc status", STATUS_HELP).bool("short").bool("stats").bool("verbose").bool("json").string("t")
+    opts = flags.parse(args)
+    client = flags.client(opts)
+    if not opts.args and (opts.json or opts.t):
+        from .job_status import _print_data
+
+        with failing("Error querying allocations"):
+            return _print_data(opts, client.allocations())
+    if len(opts.args) != 1:
+        raise flags.usage_error("This command takes one of the following argument conditions:",
+                                " * A single <allocation>", " * No arguments, with output format specified")
+    stub = find_alloc(client, opts.args[0])
+    with failing("Error querying allocation"):
+        alloc = client.allocation(stub["ID"])
+    if opts.json or opts.t:
+        from .job_status import _print_data
+
+        return _print_data(opts, alloc)
+    length = FULL_ID if opts.verbose else SHORT_ID
+    if opts.short:
+        out(format_kv([f"ID|{alloc['ID']}", f"Name|{alloc.get('Name', '')}",
+                       f"Created|{pretty_time_diff(alloc.get('CreateTime'))}",
+                       f"Modified|{pretty_time_diff(alloc.get('ModifyTime'))}"]))
+        _short_tasks(alloc)
+        return 0
+    out(_basic_info(alloc, length, opts.verbose))
+    from orchestrator.api.client import ApiError
+
+    stats = None
+    try:
+        stats = client.allocation_stats(alloc["ID"])
+    except ApiError as exc:
+        out("")
+        err(f"Couldn't retrieve stats: {exc}")
+    for task in sorted(alloc.get("TaskStates") or {}):
+        state = alloc["TaskStates"][task]
+        out(f"\nTask {q(task)} is {q(state.get('State'))}")
+        _task_resources(alloc, task, stats)
+        out("")
+        _task_events(state)
+    if opts.verbose:
+        from .monitor import format_alloc_metrics
+
+        out("\nPlacement Metrics")
+        out(format_alloc_metrics(alloc.get("Metrics") or {}, "  ", scores=True))
+    return 0
+
+
+def _basic_info(alloc: dict, length: int, verbose: bool) -> str:
+    when = format_time if verbose else pretty_time_diff
+    rows = [f"ID|{alloc['ID']}", f"Eval ID|{limit(alloc.get('EvalID'), length)}", f"Name|{alloc.get('Name', '')}",
+            f"Node ID|{limit(alloc.get('NodeID'), length)}", f"Node Name|{alloc.get('NodeName', '')}",
+            f"Job ID|{alloc.get('JobID', '')}",
+            f"Job Version|{(alloc.get('Job') or {}).get('Version', alloc.get('JobVersion', 0))}",
+            f"Client Status|{alloc.get('ClientStatus', '')}",
+            f"Client Description|{alloc.get('ClientDescription', '')}",
+            f"Desired Status|{alloc.get('DesiredStatus', '')}",
+            f"Desired Description|{alloc.get('DesiredDescription', '')}",
+            f"Created|{when(alloc.get('CreateTime'))}", f"Modified|{when(alloc.get('ModifyTime'))}"]
+    if alloc.get("DeploymentID"):
+        health = (alloc.get("DeploymentStatus") or {}).get("Healthy")
+        rows += [f"Deployment ID|{limit(alloc['DeploymentID'], length)}",
+                 f"Deployment Health|{'unset' if health is None else ('healthy' if health else 'unhealthy')}"]
+        if (alloc.get("DeploymentStatus") or {}).get("Canary"):
+            rows.append("Canary|true")
+    if alloc.get("NextAllocation"):
+        rows.append(f"Replacement Alloc ID|{limit(alloc['NextAllocation'], length)}")
+    if verbose:
+        metrics = alloc.get("Metrics") or {}
+        rows += [f"Evaluated Nodes|{metrics.get('NodesEvaluated', 0)}",
+                 f"Filtered Nodes|{metrics.get('NodesFiltered', 0)}",
+                 f"Exhausted Nodes|{metrics.get('NodesExhausted', 0)}",
+                 f"Allocation Time|{duration(metrics.get('AllocationTime'))}",
+                 f"Failures|{metrics.get('CoalescedFailures', 0)}"]
+    return format_kv(rows)
+
+
+def _task_resources(alloc: dict, task: str, stats: dict | None) -> None:
+    resources = (alloc.get("TaskResources") or {}).get(task)
+    if resources is None:
+        return
+    out("Task Resources")
+    addresses = [f"{p.get('Label')}: {n.get('IP')}:{p.get('Value')}" for n in resources.get("Networks") or []
+                 for p in (n.get("DynamicPorts") or []) + (n.get("ReservedPorts") or [])]
+    cpu, memory = str(resources.get("CPU", 0)), megabytes(resources.get("MemoryMB"))
+    usage = (((stats or {}).get("Tasks") or {}).get(task) or {}).get("ResourceUsage") or {}
+    if usage.get("CpuStats") is not None:
+        cpu = f"{int(usage['CpuStats'].get('TotalTicks', 0))}/{cpu}"
+    if usage.get("MemoryStats") is not None:
+        memory = f"{ibytes(usage['MemoryStats'].get('RSS', 0))}/{memory}"
+    disk = megabytes((alloc.get("Resources") or {}).get("DiskMB"))
+    rows = ["CPU|Memory|Disk|Addresses", f"{cpu} MHz|{memory}|{disk}|{addresses[0] if addresses else ''}"]
+    rows += [f"||||{address}" for address in addresses[1:]]
+    out(format_list_with_spaces(rows))
+
+
+def _task_events(state: dict) -> None:
+    out("Task Events:")
+    out(format_kv([f"Started At|{format_task_time(state.get('StartedAt'))}",
+                   f"Finished At|{format_task_time(state.get('FinishedAt'))}",
+                   f"Total Restarts|{state.get('Restarts', 0)}",
+                   f"Last Restart|{format_task_time(state.get('LastRestart'))}"]))
+    out("")
+    out("Recent Events:")
+    rows = ["Time|Type|Description"]
+    for event in reversed(state.get("Events") or []):
+        rows.append(f"{format_time(event.get('Time'))}|{event.get('Type', '')}|"
+                    f"{event.get('DisplayMessage') or event_message(event)}")
+    out(format_list(rows))
+
+
+def _short_tasks(alloc: dict) -> None:
+    rows = ["Name|State|Last Event|Time|Lifecycle"]
+    for task in sorted(alloc.get("TaskStates") or {}):
+        state = alloc["TaskStates"][task]
+        events = state.get("Events") or []
+        last = events[-1] if events else {}
+        rows.append(f"{task}|{state.get('State', '')}|{last.get('Type', '')}|{format_time(last.get('Time'))}|main")
+    out("\nTasks")
+    out(format_list(rows))
+
+
+@command
+def stop(args: list[str]) -> int:
+    flags = FlagSet("alloc stop", STOP_HELP).bool("detach").bool("verbose").bool("no-shutdown-delay")
+    opts = flags.parse(args)
+    if len(opts.args) != 1:
+        raise flags.usage_error("This command takes one argument: <alloc-id>")
+    client = flags.client(opts)
+    stub = find_alloc(client, opts.args[0])
+    with failing("Error stopping allocation"):
+        response = client.stop_allocation(stub["ID"])
+    if opts.detach:
+        out(response.get("EvalID", ""))
+        return 0
+    from .monitor import EvalMonitor
+
+    return EvalMonitor(client, FULL_ID if opts.verbose else SHORT_ID).monitor(response["EvalID"])
+
+
+def _task_of(alloc: dict, task: str) -> str:
+    if task and task not in (alloc.get("TaskStates") or {}):
+        raise CommandError(f"Could not find task named: {task}, found:\n"
+                           + "\n".join(f"* {t}" for t in sorted(alloc.get("TaskStates") or {})))
+    return task
+
+
+@command
+def restart(args: list[str]) -> int:
+    flags = FlagSet("alloc restart", RESTART_HELP).bool("verbose").string("task")
+    opts = flags.parse(args)
+    if not 1 <= len(opts.args) <= 2:
+        raise flags.usage_error("This command takes one or two arguments: <alloc-id> <task-name>")
+    client = flags.client(opts)
+    stub = find_alloc(client, opts.args[0])
+    task = _task_of(stub, opts.task or (opts.args[1] if len(opts.args) == 2 else ""))
+    from orchestrator.api.client import ApiError
+
+    try:
+        client.restart_allocation(stub["ID"], task)
+    except ApiError as exc:
+        raise CommandError(f"Failed to restart allocation:\n\n{exc}") from exc
+    return 0
+
+
+@command
+def signal(args: list[str]) -> int:
+    flags = FlagSet("alloc signal", SIGNAL_HELP).bool("verbose").string("s").string("task")
+    opts = flags.parse(args)
+    if not 1 <= len(opts.args) <= 2:
+        raise flags.usage_error("This command takes up to two arguments: <alloc-id> <task>")
+    client = flags.client(opts)
+    stub = find_alloc(client, opts.args[0])
+    task = _task_of(stub, opts.task or (opts.args[1] if len(opts.args) == 2 else ""))
+    with failing("Error signalling allocation"):
+        client.signal_allocation(stub["ID"], task, opts.s)
+    return 0
+
+
+@command
+def logs(args: list[str]) -> int:
+    flags = FlagSet("alloc logs", LOGS_HELP).bool("stderr").bool("verbose").string("task").bool("f").bool("tail")
+    flags.int("n", -1).int("c", -1).bool("job")
+    opts = flags.parse(args)
+    if not 1 <= len(opts.args) <= 2:
+        raise flags.usage_error("This command takes one of the following argument conditions:",
+                                " * A single <allocation>", " * An allocation and a task: <allocation> <task>")
+    client = flags.client(opts)
+    stub = find_alloc(client, opts.args[0])
+    task = opts.task or (opts.args[1] if len(opts.args) == 2 else "")
+    tasks = sorted(stub.get("TaskStates") or {})
+    if not task:
+        if len(tasks) != 1:
+            raise CommandError(f"Allocation {q(stub['ID'])} is running the following tasks:\n"
+                               + "\n".join(f"  * {t}" for t in tasks) + "\n\nPlease specify the task.")
+        task = tasks[0]
+    _task_of(stub, task)
+    tail = opts.tail or opts.n >= 0 or opts.c >= 0
+    lines = 10 if opts.n < 0 else opts.n
+    from orchestrator.api.client import ApiError
+
+    try:
+        chunks = client.alloc_logs(stub["ID"], task, stderr=opts.stderr, follow=opts.f and not tail)
+        data = b"" if not tail else b"".join(chunks)
+        if not tail:
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+    except ApiError as exc:
+        raise CommandError(f"Error reading file: {exc}") from exc
+    if tail:
+        if opts.c >= 0:
+            data = data[-opts.c:] if opts.c else b""
+        else:
+            data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines else b""
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        if opts.f:
+            # Nomad keeps following from the end after printing the tail.
+            try:
+                for chunk in client.alloc_logs(stub["ID"], task, stderr=opts.stderr, follow=True, origin="end"):
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.buffer.flush()
+            except ApiError as exc:
+                raise CommandError(f"Error reading file: {exc}") from exc
+    return 0
+
+
+main = group("alloc", ALLOC_HELP, {
+    "status": "orchestrator.cli.alloc:status",
+    "stop": "orchestrator.cli.alloc:stop",
+    "restart": "orchestrator.cli.alloc:restart",
+    "signal": "orchestrator.cli.alloc:signal",
+    "logs": "orchestrator.cli.alloc:logs",
+})

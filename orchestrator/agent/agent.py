@@ -53,7 +53,7 @@ class Agent:
         self.transport: Transport | None = None
         self.membership: Membership | None = None
         self.caller: LocalCaller | None = None
-        self.events = EventBroker()
+        self.event_broker = EventBroker()
         self.http_runner: Any = None
         self.http_port = config.ports.http
         # Set (and replaced) after every applied command: what reads and blocking queries wait on.
@@ -88,7 +88,7 @@ class Agent:
         assert self.runtime is not None
         server_config = to_server_config(config)
         server = Server(server_config, storage, random.Random(), self.runtime.now())
-        server.apply_listeners.append(self.events.listener(server.store))
+        server.apply_listeners.append(self.event_broker.listener(server.store))
         server.apply_listeners.append(self._notify_applied)
         if server.leader is not None:
             server.leader.housekeeping.thresholds = gc_thresholds(config)
@@ -286,4 +286,4 @@ class Agent:
         return self.events_broker_subscribe(topics, index)
 
     def events_broker_subscribe(self, topics: dict[str, list[str]], index: int) -> AsyncIterator[dict[str, Any]]:
-        return self.events.subscribe(topics or None, index)
+        return self.event_broker.subscribe(topics or None, index)

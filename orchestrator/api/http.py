@@ -15,10 +15,11 @@ from .query import AGENT, INVALID_METHOD, NO_PATH_TO_REGION, NOT_FOUND_PAGE, Api
 
 log = logging.getLogger(__name__)
 
-# Real Nomad answers 500 for an error an RPC handler returns (a job that does not validate, a check-index
-# conflict, a dispatch of a job that is not parameterized: see TRANSCRIPTS.md, "Unexpected response code:
-# 500 (...)"); 400 is for requests the HTTP layer itself cannot read, 404 for unknown objects.
-RPC_ERROR_STATUS = 500
+# Real Nomad 1.0.18 answers 500 for an error an RPC handler returns (a job that does not validate, a
+# check-index conflict, a dispatch of a job that is not parameterized: TRANSCRIPTS.md shows "Unexpected
+# response code: 500 (...)"). yurt answers 400: these are the caller's mistakes, and a 5xx would tell
+# clients and load balancers to retry something that can never succeed. Internal failures stay 500.
+RPC_ERROR_STATUS = 400
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -29,7 +30,7 @@ UNKNOWN_PREFIXES = ("Unknown allocation", "Unknown node", "Unknown job", "Unknow
 
 
 def rpc_error_status(exc: RpcError) -> int:
-    if exc.no_leader:
+    if exc.no_leader or str(exc).startswith(("internal error", "rpc error")):
         return 500
     if exc.not_found or str(exc).startswith(UNKNOWN_PREFIXES):
         return 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from .flags import CommandError, FlagSet, command, err, failing, group, out, q
 from .format import (
@@ -20,6 +21,9 @@ from .format import (
     pretty_time_diff,
 )
 from .resources import find_alloc
+
+if TYPE_CHECKING:
+    from orchestrator.api.client import ApiClient
 
 ALLOC_HELP = """
 Usage: yurt alloc <subcommand> [options] [args]
@@ -215,7 +219,14 @@ def status(args: list[str]) -> int:
     if len(opts.args) != 1:
         raise flags.usage_error("This command takes one of the following argument conditions:",
                                 " * A single <allocation>", " * No arguments, with output format specified")
-    stub = find_alloc(client, opts.args[0])
+    try:
+        stub = find_alloc(client, opts.args[0], verbose=opts.verbose)
+    except CommandError as exc:
+        if not str(exc).startswith("Prefix matched multiple allocations"):
+            raise
+        # Nomad's alloc status (alone among the alloc commands) lists the matches on stdout and succeeds.
+        out(str(exc))
+        return 0
     with failing("Error querying allocation"):
         alloc = client.allocation(stub["ID"])
     if opts.json or opts.t:
@@ -344,10 +355,23 @@ def stop(args: list[str]) -> int:
     return EvalMonitor(client, FULL_ID if opts.verbose else SHORT_ID).monitor(response["EvalID"])
 
 
-def _task_of(alloc: dict, task: str) -> str:
-    if task and task not in (alloc.get("TaskStates") or {}):
-        raise CommandError(f"Could not find task named: {task}, found:\n"
-                           + "\n".join(f"* {t}" for t in sorted(alloc.get("TaskStates") or {})))
+def _tasks(client: ApiClient, stub: dict) -> list[str]:
+    """The allocation's task names: from its task states, else from its job's task group."""
+    if stub.get("TaskStates"):
+        return sorted(stub["TaskStates"])
+    with failing("Error querying allocation"):
+        alloc = client.allocation(stub["ID"])
+    if alloc.get("TaskStates"):
+        return sorted(alloc["TaskStates"])
+    groups = (alloc.get("Job") or {}).get("TaskGroups") or []
+    group = next((g for g in groups if g.get("Name") == alloc.get("TaskGroup")), {})
+    return sorted(t["Name"] for t in group.get("Tasks") or [])
+
+
+def _task_of(client: ApiClient, stub: dict, task: str) -> str:
+    tasks = _tasks(client, stub)
+    if task and task not in tasks:
+        raise CommandError(f"Could not find task named: {task}, found:\n" + "\n".join(f"* {t}" for t in tasks))
     return task
 
 
@@ -359,7 +383,7 @@ def restart(args: list[str]) -> int:
         raise flags.usage_error("This command takes one or two arguments: <alloc-id> <task-name>")
     client = flags.client(opts)
     stub = find_alloc(client, opts.args[0])
-    task = _task_of(stub, opts.task or (opts.args[1] if len(opts.args) == 2 else ""))
+    task = _task_of(client, stub, opts.task or (opts.args[1] if len(opts.args) == 2 else ""))
     from orchestrator.api.client import ApiError
 
     try:
@@ -377,7 +401,7 @@ def signal(args: list[str]) -> int:
         raise flags.usage_error("This command takes up to two arguments: <alloc-id> <task>")
     client = flags.client(opts)
     stub = find_alloc(client, opts.args[0])
-    task = _task_of(stub, opts.task or (opts.args[1] if len(opts.args) == 2 else ""))
+    task = _task_of(client, stub, opts.task or (opts.args[1] if len(opts.args) == 2 else ""))
     with failing("Error signalling allocation"):
         client.signal_allocation(stub["ID"], task, opts.s)
     return 0
@@ -394,13 +418,13 @@ def logs(args: list[str]) -> int:
     client = flags.client(opts)
     stub = find_alloc(client, opts.args[0])
     task = opts.task or (opts.args[1] if len(opts.args) == 2 else "")
-    tasks = sorted(stub.get("TaskStates") or {})
+    tasks = _tasks(client, stub)
     if not task:
         if len(tasks) != 1:
             raise CommandError(f"Allocation {q(stub['ID'])} is running the following tasks:\n"
                                + "\n".join(f"  * {t}" for t in tasks) + "\n\nPlease specify the task.")
         task = tasks[0]
-    _task_of(stub, task)
+    _task_of(client, stub, task)
     tail = opts.tail or opts.n >= 0 or opts.c >= 0
     lines = 10 if opts.n < 0 else opts.n
     from orchestrator.api.client import ApiError

@@ -303,6 +303,9 @@ def run(args: list[str]) -> int:
         elif not parameterized:
             out("Evaluation ID: " + response.get("EvalID", ""))
         return 0
+    if not response.get("EvalID"):
+        out("Job registration successful")
+        return 0
     from .monitor import EvalMonitor
 
     return EvalMonitor(client, 36 if opts.verbose else 8).monitor(response["EvalID"], follow_deployment=True)

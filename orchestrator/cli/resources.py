@@ -121,7 +121,8 @@ def format_alloc_stubs(stubs: list[dict], verbose: bool) -> str:
     return format_list(rows)
 
 
-def find_alloc(client: ApiClient, prefix: str, context: str = "Error querying allocation") -> dict:
+def find_alloc(client: ApiClient, prefix: str, context: str = "Error querying allocation", *,
+               verbose: bool = False) -> dict:
     _check_length(prefix)
     prefix = sanitize_uuid_prefix(prefix)
     with failing(context):
@@ -129,7 +130,7 @@ def find_alloc(client: ApiClient, prefix: str, context: str = "Error querying al
     if not allocs:
         raise CommandError(f"No allocation(s) with prefix or id {q(prefix)} found")
     if len(allocs) > 1:
-        raise CommandError(f"Prefix matched multiple allocations\n\n{format_alloc_stubs(allocs, False)}")
+        raise CommandError(f"Prefix matched multiple allocations\n\n{format_alloc_stubs(allocs, verbose)}")
     return allocs[0]
 
 

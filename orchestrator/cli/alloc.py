@@ -253,6 +253,10 @@ def status(args: list[str]) -> int:
         state = alloc["TaskStates"][task]
         out(f"\nTask {q(task)} is {q(state.get('State'))}")
         _task_resources(alloc, task, stats)
+        usage = (((stats or {}).get("Tasks") or {}).get(task) or {}).get("ResourceUsage")
+        if opts.stats and usage:
+            out("")
+            _verbose_usage(usage)
         out("")
         _task_events(state)
     if opts.verbose:
@@ -309,6 +313,28 @@ def _task_resources(alloc: dict, task: str, stats: dict | None) -> None:
     rows = ["CPU|Memory|Disk|Addresses", f"{cpu} MHz|{memory}|{disk}|{addresses[0] if addresses else ''}"]
     rows += [f"||||{address}" for address in addresses[1:]]
     out(format_list_with_spaces(rows))
+
+
+_MEMORY_MEASURES = {"RSS": "RSS", "Cache": "Cache", "Swap": "Swap", "Usage": "Usage", "Max Usage": "MaxUsage",
+                    "Kernel Usage": "KernelUsage", "Kernel Max Usage": "KernelMaxUsage"}
+_CPU_PERCENTS = {"Percent": "Percent", "User Mode": "UserMode", "System Mode": "SystemMode"}
+_CPU_COUNTS = {"Throttled Periods": "ThrottledPeriods", "Throttled Time": "ThrottledTime"}
+
+
+def _verbose_usage(usage: dict) -> None:
+    """-stats: every memory and CPU figure the task driver measured, as Nomad's alloc status prints them."""
+    memory, cpu = usage.get("MemoryStats") or {}, usage.get("CpuStats") or {}
+    measured = sorted(m for m in memory.get("Measured") or [] if m in _MEMORY_MEASURES)
+    if measured:
+        out("Memory Stats")
+        out(format_list(["|".join(measured), "|".join(ibytes(memory.get(_MEMORY_MEASURES[m], 0)) for m in measured)]))
+        out("")
+    measured = sorted(m for m in cpu.get("Measured") or [] if m in _CPU_PERCENTS or m in _CPU_COUNTS)
+    if measured:
+        values = [f"{cpu.get(_CPU_PERCENTS[m], 0):.2f}%" if m in _CPU_PERCENTS else str(cpu.get(_CPU_COUNTS[m], 0))
+                  for m in measured]
+        out("CPU Stats")
+        out(format_list(["|".join(measured), "|".join(values)]))
 
 
 def _task_events(state: dict) -> None:

@@ -112,7 +112,6 @@ class FlagSet:
         self.name = name
         self.help_text = help_text.strip()
         self.flags: dict[str, _Flag] = {}
-        self.api = api
         if api:
             for flag in _API_STRINGS:
                 self.string(flag)

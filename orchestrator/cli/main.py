@@ -26,7 +26,7 @@ Other commands:
     server          Interact with servers
     sim             Run scenarios and fault campaigns on the simulator
     system          Interact with the system API
-    version         Prints the Nomad version
+    version         Prints the yurt version
 """
 
 Command = Callable[[list[str]], int]

@@ -311,8 +311,32 @@ class NodeStatus:
         out("\nHost Resource Utilization")
         out(format_list(["CPU|Memory|Disk", f"{cpu}|{mem}|{disk_text}"]))
         if self.stats:
-            out("\nMemory Stats")
-            out(format_kv([f"{k}|{ibytes(memory.get(k, 0))}" for k in ("Total", "Available", "Used", "Free")]))
+            self._host_stats(host)
+
+    def _host_stats(self, host: dict) -> None:
+        """-stats: per-CPU, memory and per-disk figures from the client's host stats."""
+        from .format import ibytes
+
+        out("\nCPU Stats")
+        cpus = host.get("CPU") or []
+        for i, cpu in enumerate(cpus):
+            out(format_kv([f"CPU|{cpu.get('CPU', '')}", f"User|{cpu.get('User', 0):,.2f}%",
+                           f"System|{cpu.get('System', 0):,.2f}%", f"Idle|{cpu.get('Idle', 0):,.2f}%"]))
+            if i + 1 < len(cpus):
+                out("")
+        memory = host.get("Memory") or {}
+        out("\nMemory Stats")
+        out(format_kv([f"{k}|{ibytes(memory.get(k, 0))}" for k in ("Total", "Available", "Used", "Free")]))
+        out("\nDisk Stats")
+        disks = host.get("DiskStats") or []
+        for i, disk in enumerate(disks):
+            out(format_kv([f"Device|{disk.get('Device', '')}", f"MountPoint|{disk.get('Mountpoint', '')}",
+                           f"Size|{ibytes(disk.get('Size', 0))}", f"Used|{ibytes(disk.get('Used', 0))}",
+                           f"Available|{ibytes(disk.get('Available', 0))}",
+                           f"Used Percent|{disk.get('UsedPercent', 0):,.2f}%",
+                           f"Inodes Percent|{disk.get('InodesUsedPercent', 0):,.2f}%"]))
+            if i + 1 < len(disks):
+                out("")
 
     def _allocations(self, allocs: list[dict]) -> None:
         out("\nAllocations")

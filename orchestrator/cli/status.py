@@ -25,13 +25,15 @@ Status Options:
     Display full information.
 """
 
-# Search context -> the status command for it; Nomad names the deployment context in the singular.
+# Search context -> the status command for it. Nomad names the deployment context in the singular;
+# the plural is taken too.
 STATUS_COMMANDS = {
     "jobs": "orchestrator.cli.job_status:status",
     "evals": "orchestrator.cli.eval:status",
     "allocs": "orchestrator.cli.alloc:status",
     "nodes": "orchestrator.cli.node:status",
     "deployment": "orchestrator.cli.deployment:status",
+    "deployments": "orchestrator.cli.deployment:status",
 }
 
 

@@ -15,25 +15,11 @@ import numpy as np
 from orchestrator.structs import Allocation, AllocMetric, Job, NodeScoreMeta, TaskGroup
 
 from .cluster import ClusterView
+from .config import SchedulerConfig
 from .constraints import check_operand, resolve_target
 from .feasibility import constraint_reason
 from .ports import Rng
 from .resources import GroupAsk, assign_devices, assign_ports
-
-
-@dataclass(slots=True)
-class SchedulerConfig:
-    """The cluster-wide scheduler configuration (`default_scheduler_config` in the server block)."""
-
-    algorithm: str = "binpack"  # or "spread"
-    preempt_system: bool = True
-    preempt_batch: bool = False
-    preempt_service: bool = False
-    preempt_sysbatch: bool = False
-
-    def preemption_enabled(self, job_type: str) -> bool:
-        return {"system": self.preempt_system, "batch": self.preempt_batch,
-                "service": self.preempt_service, "sysbatch": self.preempt_sysbatch}.get(job_type, False)
 
 
 @dataclass(slots=True)

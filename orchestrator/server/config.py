@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.scheduler.rank import SchedulerConfig
+from orchestrator.scheduler.config import SchedulerConfig
 
 
 @dataclass(slots=True, kw_only=True)

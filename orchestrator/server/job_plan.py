@@ -6,11 +6,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.scheduler import new_scheduler
+from orchestrator.scheduler.config import SchedulerConfig
 from orchestrator.scheduler.ids import new_id
 from orchestrator.scheduler.jobdiff import annotate, diff_to_api, job_diff
 from orchestrator.scheduler.plan_apply import evaluate_plan
 from orchestrator.scheduler.ports import Rng
-from orchestrator.scheduler.rank import SchedulerConfig
 from orchestrator.state import StateSnapshot, StateStore
 from orchestrator.structs import (
     Allocation,

@@ -222,10 +222,12 @@ class Server:
     # -- Raft plumbing ----------------------------------------------------------------------------------
 
     def _maybe_bootstrap(self) -> None:
-        if self.raft.voters or self.raft.last_index or self.storage.snapshot().index:
-            return
-        if len(self.known_servers) >= self.config.bootstrap_expect:
+        if not (self.raft.voters or self.raft.last_index or self.storage.snapshot().index) \
+                and len(self.known_servers) >= self.config.bootstrap_expect:
             self.raft.bootstrap(sorted(self.known_servers))
+        if self.raft.voters == {self.id} and self.raft.role is Role.FOLLOWER and self.raft.leader_id is None:
+            # The only voter (a -dev agent, a one-server cluster): nobody to wait for, lead at once.
+            self.raft.campaign()
 
     def _learn_servers(self, servers: tuple[str, ...]) -> None:
         before = len(self.known_servers)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from random import Random
 
 from orchestrator.scheduler import new_scheduler
+from orchestrator.scheduler.config import SchedulerConfig
 from orchestrator.scheduler.ids import new_id
 from orchestrator.scheduler.plan_apply import evaluate_plan
-from orchestrator.scheduler.rank import SchedulerConfig
 from orchestrator.state import StateStore
 from orchestrator.structs import Evaluation, Plan, PlanResult
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,9 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_file_storage import random_op, view
 
 from orchestrator.raft import ConfState, Entry, HardState, Snapshot
+from orchestrator.runtime.aio import storage
 from orchestrator.runtime.aio.storage import FileStorage, StorageCorruptError
+from sim.disk import SimDisk
 
 
 def entries(lo: int, hi: int, term: int = 1) -> list[Entry]:
@@ -236,4 +241,83 @@ def test_segments_a_crash_undeletes_come_back_as_a_suffix_and_replay_the_same(tm
             for p in scratch.iterdir():
                 p.unlink()
             scratch.rmdir()
+    fs.close()
+
+
+class FailingOs:
+    """The os module as storage sees it, but the `fail_at`-th write, fsync, open, rename or unlink raises."""
+
+    def __init__(self) -> None:
+        self.fail_at = 0  # 0: never
+        self.calls = 0
+
+    def tick(self) -> None:
+        if self.fail_at:
+            self.calls += 1
+            if self.calls == self.fail_at:
+                raise Crash(self.calls)
+
+    def __getattr__(self, name: str) -> object:
+        real = getattr(os, name)
+        if name not in ("write", "fsync", "fdatasync", "open", "replace", "unlink"):
+            return real
+
+        def call(*args: object, **kwargs: object) -> object:
+            self.tick()
+            return real(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_crash_at_any_io_call_inside_sync_leaves_a_state_that_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Whatever I/O call a crash interrupts, the directory opens; the hard state is the old or the new one (and
+    if new, so is the log); the snapshot is the old, the new, or one applied in between."""
+    failing = FailingOs()
+    monkeypatch.setattr(storage, "os", failing)
+    monkeypatch.setattr(storage, "_datasync", lambda fd: failing.fdatasync(fd))  # type: ignore[attr-defined]
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        failing.tick()
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    rng = random.Random(seed)
+    disk, fs = SimDisk(), FileStorage(tmp_path, segment_bytes=300)
+    crashes = 0
+    for _ in range(300):
+        name, args = random_op(rng, disk.live)
+        try:
+            getattr(disk, name)(*args)
+        except Exception:
+            continue
+        getattr(fs, name)(*args)
+        if rng.random() > 0.25:
+            continue
+        applied = [a[0] for n, a in disk._journal if n == "apply_snapshot"]
+        before = view(disk.durable)
+        disk.sync()
+        after = view(disk.durable)
+        failing.fail_at, failing.calls = rng.randint(1, 25), 0
+        try:
+            fs.sync()
+        except Crash:
+            crashes += 1
+            failing.fail_at = 0
+            fs.abandon()
+            fs = FileStorage(tmp_path, segment_bytes=300)
+            got = view(fs)
+            assert got[1] in (before[1], after[1]) and got[2] in (before[2], after[2], *applied)
+            assert got[1] == before[1] or got[3:] == after[3:]
+            disk = SimDisk()  # go on from what was recovered
+            disk.live.apply_snapshot(Snapshot(index=fs.first_index() - 1, term=fs.term(fs.first_index() - 1)))
+            disk.live.append(fs.entries(fs.first_index(), fs.last_index() + 1))
+            disk.live._snapshot, disk.live._hard = fs.snapshot(), fs.hard_state
+            disk.durable = copy.deepcopy(disk.live)
+        failing.fail_at = 0
+        assert view(fs) == view(disk.live)
+    assert crashes > 10
     fs.close()

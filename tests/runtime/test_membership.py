@@ -57,9 +57,9 @@ async def cluster(*names: str) -> list[Membership]:
     members = [member(n) for n in names]
     for m in members:
         await m.start()
-    seed = f"{HOST}:{members[0].port}"
-    for m in members[1:]:
-        assert await m.join([seed]) == 1
+    for k, m in enumerate(members[1:]):
+        host = "localhost" if k % 2 else HOST  # names resolve too
+        assert await m.join([f"{host}:{members[0].port}"]) == 1
     everyone = {n: ALIVE for n in names}
     await eventually(lambda: all(status(m) == everyone for m in members))
     return members

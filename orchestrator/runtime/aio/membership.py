@@ -34,6 +34,7 @@ _PROTOCOL = 1
 # with federation) stays far below this; past it, sending fails loudly rather than silently truncating.
 _MAX_DATAGRAM = 65_000
 _RECONNECT_EVERY = 5  # every this many rounds, also gossip with a failed member, so partitions heal
+_GARBAGE_LOG_EVERY = 10.0  # seconds between reports of malformed datagrams
 _SYNC, _ACK, _PUSH = "sync", "ack", "push"  # push-pull request, its answer, one-way news (leave, refutation)
 
 Listener = Callable[[list["Member"]], Any]
@@ -201,6 +202,8 @@ class Membership:
         self._next_id = 0
         self._round = 0
         self._port = bind_port
+        self._family = socket.AF_UNSPEC
+        self._garbage, self._garbage_logged = 0, float("-inf")
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -220,6 +223,7 @@ class Membership:
         transport, protocol = await loop.create_datagram_endpoint(lambda: _Protocol(self), local_addr=self._bind)
         self._transport, self._protocol = transport, protocol
         self._port = transport.get_extra_info("sockname")[1]
+        self._family = transport.get_extra_info("socket").family  # join resolves names to this family only
         previous = self._members.get(self.name)  # started again after a stop or a leave: a new incarnation
         inc = previous.incarnation + 1 if previous else 0
         self._members[self.name] = _Known(self.name, self._advertise, self._port, ALIVE, self._tags, inc, loop.time())
@@ -234,7 +238,7 @@ class Membership:
         for address in addresses:
             try:
                 host, port = parse_join_address(address)
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+                infos = await loop.getaddrinfo(host, port, family=self._family, type=socket.SOCK_DGRAM)
             except (ValueError, OSError) as exc:
                 log.warning("membership: cannot join %s: %s", address, exc)
                 continue
@@ -280,8 +284,9 @@ class Membership:
             try:
                 await task
             except asyncio.CancelledError:
-                if asyncio.current_task() is task:
-                    raise
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # our caller is being cancelled too: not ours to swallow
         if self._transport is not None and self._protocol is not None:
             self._transport.close()
             await self._protocol.closed  # the socket is really closed: the port may be bound again at once
@@ -400,7 +405,12 @@ class Membership:
         try:
             msg = _decode(data)
         except Exception as exc:  # whatever reaches the port, only well-formed messages count
-            log.warning("membership: ignoring a malformed datagram from %s: %s", source[:2], exc)
+            self._garbage += 1
+            now = asyncio.get_running_loop().time()
+            if now >= self._garbage_logged + _GARBAGE_LOG_EVERY:  # a flood must not flood the log too
+                log.warning("membership: ignoring a malformed datagram from %s (%d since the last report): %s",
+                            source[:2], self._garbage, exc)
+                self._garbage, self._garbage_logged = 0, now
             return
         if msg.sender == self.name:
             return  # our own address among the join addresses: joining ourselves is no join

@@ -156,6 +156,7 @@ class Server:
             for entry in rd.committed_entries:
                 self._apply(now, entry)
             self.raft.advance(rd)
+            self._campaign_if_alone()  # after advance: Raft takes no input between ready() and advance()
             for state in rd.read_states:
                 waiting = self._reads.pop(state.context, None)
                 if waiting is not None:
@@ -225,6 +226,9 @@ class Server:
         if not (self.raft.voters or self.raft.last_index or self.storage.snapshot().index) \
                 and len(self.known_servers) >= self.config.bootstrap_expect:
             self.raft.bootstrap(sorted(self.known_servers))
+        self._campaign_if_alone()
+
+    def _campaign_if_alone(self) -> None:
         if self.raft.voters == {self.id} and self.raft.role is Role.FOLLOWER and self.raft.leader_id is None:
             # The only voter (a -dev agent, a one-server cluster): nobody to wait for, lead at once.
             self.raft.campaign()

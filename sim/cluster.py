@@ -20,7 +20,7 @@ from orchestrator.jobspec import parse_job
 from orchestrator.rpc import RpcRequest, RpcResponse, methods
 from orchestrator.scheduler.ids import new_id
 from orchestrator.server.config import ServerConfig
-from orchestrator.server.messages import ServerJoin
+from orchestrator.server.messages import PeerLost, ServerJoin
 from orchestrator.server.server import Server
 from orchestrator.state import StateStore
 from orchestrator.structs import Allocation, DriverInfo, Node, NodeResources
@@ -90,11 +90,16 @@ def _connection_broken(src: str, dst: str, message: Any, unreachable: bool) -> t
 
 
 def _callers_cut_off(agent: Any, machine: bool) -> list[tuple[str, Any, float]]:
-    """Whoever waits on a request the dying agent holds sees its connection break."""
+    """Whoever waits on a request the dying agent holds sees its connection break; when only the process
+    died, the other servers see their connections to it close (what the agent's transport reports)."""
     unanswered = agent.unanswered() if hasattr(agent, "unanswered") else []
     delay = KEEPALIVE_DETECT if machine else LOSS_DETECT / 100
-    return [(src, RpcResponse(id=request_id, error="rpc error: connection reset"), delay)
-            for src, request_id in unanswered]
+    out: list[tuple[str, Any, float]] = [
+        (src, RpcResponse(id=request_id, error="rpc error: connection reset"), delay)
+        for src, request_id in unanswered]
+    if isinstance(agent, Server) and not machine:
+        out.extend((peer, PeerLost(peer=agent.id), delay) for peer in sorted(agent.known_servers - {agent.id}))
+    return out
 
 
 class SimCluster:
@@ -226,8 +231,8 @@ class SimCluster:
 
     # -- the operator's verbs ---------------------------------------------------------------------------
 
-    def call(self, method: str, args: dict[str, Any], *, timeout: float = 60.0) -> Call:
-        call = self.operator.call(self.runtime.now, method, args, timeout=timeout)
+    def call(self, method: str, args: dict[str, Any], *, timeout: float = 60.0, avoid: tuple[str, ...] = ()) -> Call:
+        call = self.operator.call(self.runtime.now, method, args, timeout=timeout, avoid=avoid)
         self.runtime.kick(OPERATOR)
         return call
 
@@ -274,11 +279,13 @@ class SimCluster:
     def restart(self, agent_id: str) -> None:
         self.runtime.restart(agent_id)
 
-    def kill_leader(self) -> str:
+    def kill_leader(self, *, machine: bool = False) -> str:
+        """kill -9 of the leader's process (its peers see its connections close); with `machine`, its whole
+        host dies silently and the survivors find out only by Raft's election timeout."""
         leader = self.leader_id()
         if leader is None:
             raise RuntimeError("no leader to kill")
-        self.crash(leader)
+        self.runtime.crash(leader, machine=machine)
         return leader
 
     def partition(self, *groups: list[str] | tuple[str, ...]):

@@ -28,6 +28,7 @@ class Call:
     finished: float | None = None
     attempts: int = 0
     servers_tried: list[str] = field(default_factory=list)
+    avoid: frozenset[str] = frozenset()  # servers this call must not be sent to (LAB.md polls the survivors)
 
     @property
     def ok(self) -> bool:
@@ -62,16 +63,18 @@ class Operator:
         self.now = 0.0
 
     def call(self, now: float, method: str, args: dict[str, Any], *, timeout: float = 60.0,
-             retry_interval: float = 0.02) -> Call:
+             retry_interval: float = 0.02, avoid: tuple[str, ...] = ()) -> Call:
         """Start a call now; it is retried every `retry_interval` until it succeeds or `timeout` passes."""
         self.now = now
-        call = Call(method, args, deadline=now + timeout, started=now, retry_interval=retry_interval)
+        call = Call(method, args, deadline=now + timeout, started=now, retry_interval=retry_interval,
+                    avoid=frozenset(avoid))
         self.calls.append(call)
         self._send(now, call)
         return call
 
     def _send(self, now: float, call: Call) -> None:
-        server = self.servers[self._next_server % len(self.servers)]
+        candidates = [s for s in self.servers if s not in call.avoid] or self.servers
+        server = candidates[self._next_server % len(candidates)]
         self._seq += 1
         call.attempts += 1
         call.servers_tried.append(server)

@@ -97,7 +97,7 @@ def leader_failover(cluster: SimCluster, result: ScenarioResult) -> None:
     cluster.run(5.0)
     old = cluster.kill_leader()
     killed_at = cluster.runtime.now  # unix seconds, as the operator's calls are stamped
-    probe = cluster.call(methods.JOB_REGISTER, {"Job": PROBE_JOB}, timeout=60)  # retried every 20 ms
+    probe = cluster.call(methods.JOB_REGISTER, {"Job": PROBE_JOB}, timeout=60, avoid=(old,))  # retried every 20 ms
     result.timings["new_leader"] = cluster.run_until(lambda: cluster.leader() is not None, 60, poll=0.01)
     cluster.wait(probe, 61)
     result.timings["first_write"] = probe.finished - killed_at if probe.ok and probe.finished else None
@@ -106,6 +106,22 @@ def leader_failover(cluster: SimCluster, result: ScenarioResult) -> None:
     cluster.restart(old)
     result.timings["rejoined"] = cluster.run_until(lambda: _applied_everywhere(cluster), 60)
     result.timings["job_reconverged"] = cluster.run_until(lambda: cluster.converged("web"), 60)
+
+
+def leader_machine_failure(cluster: SimCluster, result: ScenarioResult) -> None:
+    """The leader's host dies without closing anything: survivors elect after Raft's election timeout."""
+    start_service(cluster, result)
+    cluster.run(5.0)
+    old = cluster.kill_leader(machine=True)
+    killed_at = cluster.runtime.now
+    probe = cluster.call(methods.JOB_REGISTER, {"Job": PROBE_JOB}, timeout=60, avoid=(old,))
+    result.timings["new_leader"] = cluster.run_until(lambda: cluster.leader() is not None, 60, poll=0.01)
+    cluster.wait(probe, 61)
+    result.timings["first_write"] = probe.finished - killed_at if probe.ok and probe.finished else None
+    result.notes["old_leader"] = old
+    result.notes["terms_used"] = _terms_since(cluster, old)
+    cluster.restart(old)
+    result.timings["rejoined"] = cluster.run_until(lambda: _applied_everywhere(cluster), 60)
 
 
 def leader_minority_partition(cluster: SimCluster, result: ScenarioResult) -> None:
@@ -194,6 +210,7 @@ def leader_and_client_loss(cluster: SimCluster, result: ScenarioResult) -> None:
 
 SCENARIOS: dict[str, Callable[[SimCluster, ScenarioResult], None]] = {
     "leader-failover": leader_failover,
+    "leader-machine-failure": leader_machine_failure,
     "leader-minority-partition": leader_minority_partition,
     "client-loss": client_loss,
     "node-drain": node_drain,

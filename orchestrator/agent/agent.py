@@ -23,7 +23,7 @@ from orchestrator.rpc import methods
 from orchestrator.runtime.aio import AioRuntime, LocalCaller, Transport
 from orchestrator.runtime.aio.membership import Membership
 from orchestrator.runtime.aio.storage import FileStorage
-from orchestrator.server.messages import ServerJoin
+from orchestrator.server.messages import PeerLost, ServerJoin
 from orchestrator.server.server import Server
 from orchestrator.state import StateReader
 
@@ -94,6 +94,10 @@ class Agent:
             server.leader.housekeeping.thresholds = gc_thresholds(config)
         self.server = server
         self.runtime.add_agent(server, sync=sync)
+        runtime = self.runtime
+        assert self.transport is not None
+        # A fellow server's connections closing means its process is gone: the server may elect at once.
+        self.transport.on_peer_lost = lambda peer: runtime.deliver(peer, server.id, PeerLost(peer=peer))
         tags = {"role": "nomad", "region": config.region, "dc": config.datacenter,
                 "port": str(config.ports.rpc), "rpc_addr": _host(self.rpc_address), "build": __version__,
                 "vsn": "1", "expect": str(config.server.bootstrap_expect), "id": server.id}

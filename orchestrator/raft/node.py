@@ -331,6 +331,18 @@ class RaftNode(Replication):
         """Start an election now (with a pre-vote when enabled), as if the election timer fired."""
         self._hup(transfer=False)
 
+    def forget_leader(self) -> None:
+        """The runtime saw the leader's process go (its connections closed): stop trusting it now instead of
+        at the end of the lease, as etcd's ForgetLeader. A follower only; it does not campaign by itself.
+
+        Safe against a false alarm: with the lease dropped this node grants (pre-)votes, but the other
+        followers still in lease refuse them, and the leader's next heartbeat makes it a follower again.
+        """
+        if self._role is LEADER or self._leader is None:
+            return
+        self._leader = None
+        self._election_elapsed = self._cfg.election_ticks  # out of lease: leader stickiness no longer applies
+
     def compact(self, index: int, data: bytes, *, keep: int = DEFAULT_COMPACT_KEEP) -> None:
         """`data` is the application's state at applied index `index`: snapshot it (with the current configuration)
         and drop all but `keep` entries before it. Call after advance(), with index <= applied_index."""

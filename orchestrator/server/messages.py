@@ -14,3 +14,14 @@ class ServerJoin:
     """
 
     servers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerLost:
+    """The runtime saw a fellow server's process go away: its connections were closed or refused.
+
+    Not a guess from silence (Raft's timeouts handle that): a dead process's kernel closes its sockets at
+    once, so this arrives within a round trip of a `kill -9`, where a timeout would take a second or more.
+    """
+
+    peer: str

@@ -35,7 +35,7 @@ from orchestrator.state import StateStore
 from . import endpoints
 from .config import ServerConfig
 from .leader import LeaderLoops
-from .messages import ServerJoin
+from .messages import PeerLost, ServerJoin
 from .watches import ParkedQuery, Watches
 
 NO_LEADER = "No cluster leader"
@@ -55,6 +55,7 @@ class ForwardedRequest:
     src: str
     id: int
     deadline: float
+    target: str = ""  # the leader it was forwarded to
 
 
 class Server:
@@ -129,6 +130,8 @@ class Server:
             self._relay(message)
         elif isinstance(message, ServerJoin):
             self._learn_servers(message.servers)
+        elif isinstance(message, PeerLost):
+            self._peer_lost(message.peer)
 
     def ready(self) -> AgentReady | None:
         raft_ready = self.raft.ready() if self.raft.has_ready() else None
@@ -153,6 +156,7 @@ class Server:
                 self._install_snapshot(rd)
             if rd.soft_state is not None:
                 self._leadership_changed(now, rd.soft_state.role)
+                self._abandon_forwards(rd.soft_state.leader_id)
             for entry in rd.committed_entries:
                 self._apply(now, entry)
             self.raft.advance(rd)
@@ -240,6 +244,18 @@ class Server:
             self._maybe_bootstrap()
         if self.leader is not None:
             self.leader.add_missing_voters()
+
+    def _peer_lost(self, peer: str) -> None:
+        """The leader's process is gone: elect a successor now rather than after the election timeout.
+
+        Every survivor sees the connections close at about the same moment and campaigns; pre-vote (with its
+        tie-break between equally up-to-date candidates) still elects one leader in one round. A false
+        alarm costs nothing: followers still hearing the leader refuse the pre-vote.
+        """
+        if peer != self.raft.leader_id or self.raft.role is not Role.FOLLOWER or peer not in self.raft.voters:
+            return
+        self.raft.forget_leader()
+        self.raft.campaign()
 
     def add_voter(self, server_id: str) -> bool:
         try:
@@ -409,7 +425,7 @@ class Server:
         self._forward_seq += 1
         forward_id = self._forward_seq
         deadline = now + self.config.rpc_hold_timeout
-        self._forwarded[forward_id] = ForwardedRequest(src, request.id, deadline)
+        self._forwarded[forward_id] = ForwardedRequest(src, request.id, deadline, leader)
         heapq.heappush(self._forward_deadlines, (deadline, forward_id))
         self._outbox.append((leader, RpcRequest(id=forward_id, src=self.id, method=request.method,
                                                 args=request.args)))
@@ -426,6 +442,14 @@ class Server:
             self.raft.read_index(context)
             return
         self._forward(now, src, request)
+
+    def _abandon_forwards(self, leader: str | None) -> None:
+        """Requests forwarded to a server that is no longer the leader will likely never be answered (it may be
+        dead): tell their callers now, so they retry against the new leader instead of timing out."""
+        stale = [fid for fid, f in self._forwarded.items() if f.target != leader]
+        for forward_id in stale:
+            forwarded = self._forwarded.pop(forward_id)
+            self._reply(forwarded.src, forwarded.id, error=LEADERSHIP_LOST)
 
     def _relay(self, response: RpcResponse) -> None:
         forwarded = self._forwarded.pop(response.id, None)

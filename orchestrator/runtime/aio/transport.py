@@ -138,6 +138,7 @@ class _Link:
         self.name = str(writer.get_extra_info("peername"))
         _tune(writer)
         self.clients: set[str] = set()  # non-address src ids whose replies go back over this link
+        self.servers: set[str] = set()  # server addresses whose frames came over this link
         self.closed = False
 
     async def serve(self) -> None:
@@ -169,11 +170,13 @@ class _Link:
         except asyncio.IncompleteReadError as exc:
             if exc.partial:
                 log.warning("connection %s closed mid-frame (%d bytes read)", self.name, len(exc.partial))
+            transport._peers_gone(self)  # the other side closed: its process stopped or dropped us
         except wire.WireError as exc:
             transport.stats.malformed += 1
             log.warning("malformed frame from %s, closing the connection: %s", self.name, exc)
         except OSError as exc:
             log.debug("connection %s broke: %s", self.name, exc)
+            transport._peers_gone(self)
         finally:
             self.close()
 
@@ -296,6 +299,8 @@ class Transport:
         self.write_timeout = write_timeout
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.handler: Handler | None = None
+        # Called with a server address whose connection the other end closed (its process went away).
+        self.on_peer_lost: Callable[[str], None] | None = None
         self.stats = TransportStats()
         self._server: asyncio.AbstractServer | None = None
         self._port: int | None = None
@@ -401,9 +406,12 @@ class Transport:
     def _on_frame(self, link: _Link, frame: wire.Frame) -> None:
         self.stats.received += 1
         src, dst, message = frame.src, frame.dst, frame.message
-        if parse_address(src) is None and self._clients.get(src) is not link:
-            self._clients[src] = link  # the newest connection from a client is the one it listens on
-            link.clients.add(src)
+        if parse_address(src) is None:
+            if self._clients.get(src) is not link:
+                self._clients[src] = link  # the newest connection from a client is the one it listens on
+                link.clients.add(src)
+        elif src not in link.servers:
+            link.servers.add(src)
         if isinstance(message, RpcResponse):
             peer = self._peers.get(src)
             if peer is not None:
@@ -416,6 +424,19 @@ class Transport:
         if not taken and isinstance(message, RpcRequest):
             # Nobody here by that id (its agent stopped): what a host without the process would say.
             self.send(src, RpcResponse(id=message.id, error=REFUSED), src=dst)
+
+    def _peers_gone(self, link: _Link) -> None:
+        """A connection closed from the other end: tell the runtime which servers were behind it."""
+        if self._closing or self.on_peer_lost is None:
+            return
+        gone = set(link.servers)
+        if link.peer is not None:
+            gone.add(link.peer.address)
+        for address in sorted(gone):
+            try:
+                self.on_peer_lost(address)
+            except Exception:
+                log.exception("on_peer_lost failed for %s", address)
 
     def _link_closed(self, link: _Link) -> None:
         self._links.discard(link)

@@ -23,7 +23,7 @@ from orchestrator.rpc import methods
 from orchestrator.runtime.aio import AioRuntime, LocalCaller, Transport
 from orchestrator.runtime.aio.membership import Membership
 from orchestrator.runtime.aio.storage import FileStorage
-from orchestrator.server.messages import PeerLost, ServerJoin
+from orchestrator.server.messages import PeerLost, ServerJoin, ServerLeft
 from orchestrator.server.server import Server
 from orchestrator.state import StateReader
 
@@ -59,6 +59,7 @@ class Agent:
         # Set (and replaced) after every applied command: what reads and blocking queries wait on.
         self._applied = asyncio.Event()
         self._join_task: asyncio.Task[Any] | None = None
+        self.fatal = asyncio.Event()  # set when the agent must stop (retry_join gave up)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -111,17 +112,27 @@ class Agent:
             join = config.server.server_join
             self._join_task = asyncio.create_task(
                 self.membership.retry_join(joins, interval=join.retry_interval, max_attempts=join.retry_max))
+            self._join_task.add_done_callback(self._join_done)
+
+    def _join_done(self, task: asyncio.Task[Any]) -> None:
+        # Nomad exits when retry_join runs out of attempts: a server that never found its peers is useless.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("agent: retry_join failed: %s", task.exception())
+            self.fatal.set()
 
     def _members_changed(self, members: list[Any]) -> None:
         """Servers alive in this region, as Raft ids (their RPC addresses), go to the server: bootstrap
         once `bootstrap_expect` know each other, and the leader adds new voters."""
         if self.server is None or self.runtime is None:
             return
-        servers = tuple(sorted(m.tags.get("id", "") for m in members
-                               if m.status == "alive" and m.tags.get("role") == "nomad"
-                               and m.tags.get("region") == self.region and m.tags.get("id")))
-        if servers:
-            self.runtime.deliver(self.server.id, self.server.id, ServerJoin(servers=servers))
+        ours = [m for m in members if m.tags.get("role") == "nomad" and m.tags.get("region") == self.region
+                and m.tags.get("id")]
+        alive = tuple(sorted(m.tags["id"] for m in ours if m.status == "alive"))
+        left = tuple(sorted(m.tags["id"] for m in ours if m.status == "left"))
+        if alive:
+            self.runtime.deliver(self.server.id, self.server.id, ServerJoin(servers=alive))
+        if left:
+            self.runtime.deliver(self.server.id, self.server.id, ServerLeft(servers=left))
 
     def _notify_applied(self, index: int, result: Any) -> None:
         # Runs inside the runtime's advance, on the loop's thread: waking waiters is a plain set().
@@ -146,12 +157,15 @@ class Agent:
         assert self.runtime is not None
         waiter = asyncio.ensure_future(self.runtime.wait())
         stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        fatal = asyncio.ensure_future(self.fatal.wait())
+        done, _ = await asyncio.wait({waiter, stopper, fatal}, return_when=asyncio.FIRST_COMPLETED)
         code = 0
         if waiter in done and waiter.exception() is not None:
             log.error("agent: stopping after a fatal error: %s", waiter.exception())
             code = 1
-        for task in (waiter, stopper):
+        if fatal in done:
+            code = 1
+        for task in (waiter, stopper, fatal):
             task.cancel()
         return code
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from orchestrator.fsm import ApplyResult, commands
-from orchestrator.raft import NotLeaderError, ProposalDroppedError
+from orchestrator.raft import ConfChangeKind, NotLeaderError, ProposalDroppedError
 from orchestrator.scheduler import new_scheduler
 from orchestrator.scheduler.ids import new_id
 from orchestrator.structs import Evaluation, NodeEvent
@@ -62,6 +62,7 @@ class LeaderLoops:
         self.housekeeping = Housekeeping(server, now)
         self.scheduled_evals = 0
         self._next_failed_unblock = now + FAILED_EVAL_UNBLOCK_INTERVAL
+        self._next_voter_check = now + 1.0
         self.broker.restore_from(store, now)
         self.broker.enqueue_all(self.blocked.restore_from(store), now)
         self.heartbeats.initialize([n.id for n in store.nodes() if n.status != NODE_STATUS_DOWN], now)
@@ -140,6 +141,9 @@ class LeaderLoops:
         cancelable = self.broker.take_cancelable()
         if cancelable:
             self._cancel(cancelable, "canceled after more recent eval was processed", now)
+        if now >= self._next_voter_check:
+            self._next_voter_check = now + 1.0
+            self.reconcile_voters()
         if now >= self._next_failed_unblock:
             self._next_failed_unblock = now + FAILED_EVAL_UNBLOCK_INTERVAL
             self.broker.enqueue_all(self.blocked.unblock_failed(), now)
@@ -161,7 +165,7 @@ class LeaderLoops:
             self._schedule(item[0], item[1], now)
 
     def next_deadline(self) -> float | None:
-        deadline = self._next_failed_unblock
+        deadline = min(self._next_failed_unblock, self._next_voter_check)
         for other in (self.broker.next_deadline(), self.heartbeats.next_deadline(), self.periodic.next_deadline(),
                       self.housekeeping.next_deadline()):
             if other is not None and other < deadline:
@@ -210,11 +214,17 @@ class LeaderLoops:
         self._propose(commands.job_register(job=child, evaluation=evaluation, submit_time=now_ns))
         self._propose(commands.periodic_launch(namespace=job.namespace, job_id=job.id, launch=launch_ns))
 
-    def add_missing_voters(self) -> None:
+    def reconcile_voters(self) -> None:
+        """Take departed servers out of the Raft configuration and add newly known ones, one change at a time
+        (a pending change makes the next wait: `tick` calls this again every second)."""
         server = self.server
-        for server_id in sorted(server.known_servers - set(server.raft.voters)):
-            if not server.add_voter(server_id):
-                return  # one membership change at a time; the next join or establishment tries again
+        voters = set(server.raft.voters)
+        for server_id in sorted((server.departed & voters) - {server.id}):
+            if not server.change_voters(server_id, ConfChangeKind.REMOVE_NODE):
+                return
+        for server_id in sorted(server.known_servers - voters - server.departed):
+            if not server.change_voters(server_id, ConfChangeKind.ADD_NODE):
+                return
 
 
 def _follow_up(server: Server, failed: Evaluation, now_ns: int) -> Evaluation:

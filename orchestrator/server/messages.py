@@ -25,3 +25,11 @@ class PeerLost:
     """
 
     peer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerLeft:
+    """Servers that left the cluster gracefully (membership status `left`, or `force-leave`): the leader
+    removes them from the Raft configuration, as Nomad's leader reconciles serf members."""
+
+    servers: tuple[str, ...]

@@ -35,7 +35,7 @@ from orchestrator.state import StateStore
 from . import endpoints
 from .config import ServerConfig
 from .leader import LeaderLoops
-from .messages import PeerLost, ServerJoin
+from .messages import PeerLost, ServerJoin, ServerLeft
 from .watches import ParkedQuery, Watches
 
 NO_LEADER = "No cluster leader"
@@ -76,6 +76,7 @@ class Server:
                                         heartbeat_ticks=config.heartbeat_ticks, applied=snapshot.index),
                              storage, rng)
         self.known_servers: set[str] = {self.id, *self.raft.voters}
+        self.departed: set[str] = set()  # servers that left: the leader takes them out of the configuration
         self.leader: LeaderLoops | None = None
         self._barrier = 0  # index of the new leader's first entry: loops start once it is applied
         self._outbox: list[tuple[str, Any]] = []
@@ -132,6 +133,10 @@ class Server:
             self._learn_servers(message.servers)
         elif isinstance(message, PeerLost):
             self._peer_lost(message.peer)
+        elif isinstance(message, ServerLeft):
+            departed = set(message.servers) - {self.id}
+            self.departed |= departed
+            self.known_servers -= departed
 
     def ready(self) -> AgentReady | None:
         raft_ready = self.raft.ready() if self.raft.has_ready() else None
@@ -239,11 +244,12 @@ class Server:
 
     def _learn_servers(self, servers: tuple[str, ...]) -> None:
         before = len(self.known_servers)
+        self.departed -= set(servers)  # back (a restarted server rejoins)
         self.known_servers.update(servers)
         if len(self.known_servers) != before:
             self._maybe_bootstrap()
         if self.leader is not None:
-            self.leader.add_missing_voters()
+            self.leader.reconcile_voters()
 
     def _peer_lost(self, peer: str) -> None:
         """The leader's process is gone: elect a successor now rather than after the election timeout.
@@ -257,9 +263,10 @@ class Server:
         self.raft.forget_leader()
         self.raft.campaign()
 
-    def add_voter(self, server_id: str) -> bool:
+    def change_voters(self, server_id: str, kind: ConfChangeKind) -> bool:
+        """Propose one membership change; False while another is still pending (Raft allows one at a time)."""
         try:
-            self.raft.propose_conf_change(ConfChange(kind=ConfChangeKind.ADD_NODE, node_id=server_id))
+            self.raft.propose_conf_change(ConfChange(kind=kind, node_id=server_id))
         except (ProposalDroppedError, NotLeaderError):
             return False
         return True
@@ -359,7 +366,7 @@ class Server:
         held, self._held = self._held, []
         for src, request in held:
             self._handle_request(now, src, request)
-        self.leader.add_missing_voters()
+        self.leader.reconcile_voters()
 
     def _rebuild_node_alloc_index(self) -> None:
         """After a restore: every node's index is the store's, so it never goes back below what a client

@@ -204,3 +204,28 @@ def test_read_index_through_a_follower_covers_every_acknowledged_write():
     reply = loop.call(follower, methods.STATUS_READ_INDEX, {})
     assert reply is not None and not reply.error
     assert reply.result["Index"] >= write.result["Index"]
+
+
+def test_a_server_that_left_is_taken_out_of_the_raft_configuration():
+    from orchestrator.server.messages import ServerLeft
+    loop = Loop(3)
+    leader = loop.elect()
+    gone = next(sid for sid in loop.ids if sid != leader.id)
+    leader.receive(loop.now, gone, ServerLeft(servers=(gone,)))
+    loop.drain(leader.id)
+    loop.advance(2.0)
+    assert set(leader.raft.voters) == set(loop.ids) - {gone}
+    assert loop.call(leader.id, methods.JOB_REGISTER, {"Job": parse_job(JOB, "web.hcl")}).error == ""
+
+
+def test_when_the_leaders_process_dies_its_peers_elect_without_waiting_for_a_timeout():
+    from orchestrator.server.messages import PeerLost
+    loop = Loop(3)
+    leader = loop.elect()
+    loop.advance(1.0)
+    loop.crash(leader.id)
+    for sid, server in loop.servers.items():
+        server.receive(loop.now, leader.id, PeerLost(peer=leader.id))
+        loop.drain(sid)
+    loop.advance(0.1)  # far less than the 1-2 s election timeout
+    assert loop.leader() is not None and loop.leader().id != leader.id

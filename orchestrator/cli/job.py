@@ -219,7 +219,7 @@ def job_api_client(flags: FlagSet, opts: Options, job: dict) -> Any:
 
 @command
 def validate(args: list[str]) -> int:
-    flags = spec_flags(FlagSet("job validate", VALIDATE_HELP, api=False))
+    flags = spec_flags(FlagSet("job validate", VALIDATE_HELP))
     opts = flags.parse(args)
     if len(opts.args) != 1:
         raise flags.usage_error("This command takes one argument: <path>")

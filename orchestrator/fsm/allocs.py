@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from orchestrator.structs import Allocation, Deployment, DesiredTransition, Job, PlanResult, decode
+from orchestrator.structs.codec import replace
 
 from .context import Context, get_dict, get_evals, get_int, get_str, get_struct
 from .result import ApplyResult, Rejected

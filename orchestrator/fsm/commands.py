@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -20,6 +19,7 @@ from orchestrator.structs import (
     PlanResult,
     encode,
 )
+from orchestrator.structs.codec import replace
 
 from .result import MalformedCommandError
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from orchestrator.scheduler.periodic import PERIODIC_LAUNCH_SUFFIX
 from orchestrator.structs import Job
+from orchestrator.structs.codec import replace
 
 from .context import NS_PER_SECOND, Context, get_bool, get_evals, get_int, get_str, get_struct
 from .result import ApplyResult, Rejected

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from orchestrator.structs import DrainStrategy, Evaluation, Node, NodeEvent
+from orchestrator.structs.codec import replace
 from orchestrator.structs.node import (
     ELIGIBLE,
     INELIGIBLE,

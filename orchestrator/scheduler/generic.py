@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from orchestrator.structs import (
     Allocation,
     AllocMetric,
@@ -17,6 +15,7 @@ from orchestrator.structs import (
     RescheduleEvent,
     RescheduleTracker,
 )
+from orchestrator.structs.codec import replace
 from orchestrator.structs.evaluation import EVAL_BLOCKED, EVAL_COMPLETE, EVAL_FAILED, TRIGGER_QUEUED_ALLOCS
 
 from .cluster import ClusterView, ready_nodes_in
@@ -62,6 +61,10 @@ class GenericScheduler:
     def _attempt(self, evaluation: Evaluation) -> bool:
         self.failed, self.queued = {}, {}
         job = self.state.job_by_id(evaluation.namespace, evaluation.job_id)
+        if job is not None:
+            # Every group starts at zero queued, so a pass with nothing to place (a stopped job, a group at
+            # its count) clears what an earlier failed pass left in the summary, as Nomad's computeJobAllocs.
+            self.queued = dict.fromkeys((g.name for g in job.task_groups), 0)
         allocs = self.state.allocs_by_job(evaluation.namespace, evaluation.job_id)
         tainted = self._tainted_nodes(allocs)
         reconciler = Reconciler(job, evaluation.job_id, allocs, tainted, evaluation, self.now, self.rng,

@@ -5,7 +5,7 @@ reschedule after failure (now, or later through a follow-up evaluation) and leav
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from orchestrator.structs import (
     Allocation,
@@ -16,6 +16,7 @@ from orchestrator.structs import (
     TaskGroup,
 )
 from orchestrator.structs.alloc import CLIENT_COMPLETE, CLIENT_FAILED, CLIENT_LOST, DESIRED_RUN
+from orchestrator.structs.codec import replace
 from orchestrator.structs.evaluation import TRIGGER_RETRY_FAILED_ALLOC
 
 from .diff import tasks_updated

@@ -24,7 +24,6 @@ from orchestrator.structs import (
     format_errors,
     job_from_api,
     validate_job,
-    with_defaults,
 )
 from orchestrator.structs.alloc import CLIENT_FAILED
 from orchestrator.structs.evaluation import (
@@ -157,7 +156,8 @@ def job_register(server: Server, args: dict[str, Any], now: float) -> Reply | Wr
     if not isinstance(raw, dict):
         return Reply(error="missing job for registration")
     try:
-        job = job_from_api(with_defaults(raw))
+        # job_from_api applies the defaults itself; applying them twice would change nothing but the cost.
+        job = job_from_api(raw)
     except (DecodeError, TypeError, ValueError, KeyError, AttributeError) as exc:
         return Reply(error=f"invalid job: {exc}")
     errors = validate_job(job)

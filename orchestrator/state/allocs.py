@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from orchestrator.structs import Allocation, DesiredTransition, Evaluation, Job, PlanResult
 from orchestrator.structs.alloc import CLIENT_LOST, CLIENT_UNKNOWN, DESIRED_EVICT, DESIRED_RUN, DESIRED_STOP
+from orchestrator.structs.codec import replace
 
 from .core import Write
 from .deployments import DeploymentWrites

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.structs import Allocation, Deployment, Evaluation, Job
+from orchestrator.structs.codec import replace
 from orchestrator.structs.evaluation import EVAL_BLOCKED
 
 from .reader import StateReader
@@ -101,12 +102,15 @@ class Write:
 
 
 class StoreCore(StateReader):
-    __slots__ = ("_listeners", "_tables", "job_versions_limit")
+    __slots__ = ("_dumped_jobs", "_listeners", "_tables", "job_versions_limit")
 
     def __init__(self, job_versions_limit: int = 6) -> None:
         self._tables = new_tables()
         self._listeners: list[Listener] = []
         self.job_versions_limit = job_versions_limit
+        # What the last Raft snapshot packed each stored job into (persist.dump_store): jobs are never
+        # changed in place, so the next snapshot packs only the jobs written since.
+        self._dumped_jobs: dict[int, tuple[Job, bytes]] = {}
 
     # -- snapshots and listeners ---------------------------------------------------------------------
 

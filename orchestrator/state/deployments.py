@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from orchestrator.structs import Allocation, Deployment, Evaluation, Job
+from orchestrator.structs.codec import replace
 from orchestrator.structs.evaluation import DEPLOYMENT_SUCCESSFUL
 
 from .core import Write, private_deployment

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from orchestrator.structs import Evaluation
+from orchestrator.structs.codec import replace
 from orchestrator.structs.evaluation import EVAL_BLOCKED, EVAL_CANCELED, EVAL_COMPLETE
 
 from .core import Write

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 from orchestrator.structs import Allocation, Deployment, Node, NodeEvent
 from orchestrator.structs.alloc import AllocDeploymentStatus
+from orchestrator.structs.codec import replace
 from orchestrator.structs.evaluation import DEPLOYMENT_RUNNING
 from orchestrator.structs.timefmt import rfc3339_ns
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from orchestrator.structs import Job
+from orchestrator.structs.codec import replace
 
 from .core import JobKey, StoreCore, Write
 from .records import (

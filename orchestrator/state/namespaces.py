@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from orchestrator.structs.codec import replace
 
 from .core import StoreCore
 from .records import (

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from orchestrator.structs import DrainStrategy, Node
+from orchestrator.structs.codec import replace
 from orchestrator.structs.node import ELIGIBLE, INELIGIBLE
 
 from .core import StoreCore

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import replace
 from typing import Any
 
 import msgpack
 
 from orchestrator.structs import Allocation, Deployment, Evaluation, Job, Node, decode, encode
+from orchestrator.structs.codec import replace
 
 from .core import StoreCore, new_tables
 from .records import (
@@ -42,17 +42,28 @@ def to_plain(obj: Any) -> Any:
 
 class _JobPool:
     """Jobs are stored once however many rows hold them (the jobs and versions tables, every allocation),
-    deduplicated by value, so a restored store shares one object per distinct job as the live one does."""
+    deduplicated by value, so a restored store shares one object per distinct job as the live one does.
 
-    def __init__(self) -> None:
+    `packed` is what the previous snapshot packed each job into, by identity (its entries keep their jobs
+    alive, so an id is never another job's): stored jobs are never changed in place, so only the jobs
+    written since are encoded again. `seen` becomes the next snapshot's `packed`.
+    """
+
+    def __init__(self, packed: dict[int, tuple[Job, bytes]] | None = None) -> None:
         self.encoded: list[bytes] = []
         self._by_bytes: dict[bytes, int] = {}
         self._by_identity: dict[int, int] = {}
+        self._packed = packed or {}
+        self.seen: dict[int, tuple[Job, bytes]] = {}
 
     def ref(self, job: Job) -> int:
         ref = self._by_identity.get(id(job))  # the store keeps every job alive while it is dumped
         if ref is None:
-            packed = msgpack.packb(encode(job), default=to_plain)
+            entry = self._packed.get(id(job))
+            if entry is None or entry[0] is not job:
+                entry = (job, msgpack.packb(encode(job), default=to_plain))
+            self.seen[id(job)] = entry
+            packed = entry[1]
             ref = self._by_bytes.setdefault(packed, len(self.encoded))
             if ref == len(self.encoded):
                 self.encoded.append(packed)
@@ -120,9 +131,11 @@ def _dump_table(table: Table, pool: _JobPool) -> dict[str, Any]:
 
 def dump_store(store: StoreCore) -> bytes:
     """Every table of `store` (rows in order, secondary index order, the table's Raft index) as bytes."""
-    pool = _JobPool()
+    pool = _JobPool(store._dumped_jobs)
     tables = {name: _dump_table(table, pool) for name, table in store._tables.items()}
-    return msgpack.packb({"Version": FORMAT_VERSION, "Jobs": pool.encoded, "Tables": tables}, default=to_plain)
+    data = msgpack.packb({"Version": FORMAT_VERSION, "Jobs": pool.encoded, "Tables": tables}, default=to_plain)
+    store._dumped_jobs = pool.seen
+    return data
 
 
 def _load_table(table: Table, data: dict[str, Any], jobs: list[Job]) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from orchestrator.structs import Job
-from orchestrator.structs.codec import api_field
+from orchestrator.structs.codec import api_field, replace
 
 from .records import JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING
 

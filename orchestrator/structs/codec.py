@@ -79,21 +79,194 @@ def encode(obj: Any) -> Any:
 
     Empty lists and maps become null, as Nomad's Go encoder prints nil slices and maps.
     """
+    encoder = _ENCODERS.get(type(obj))
+    if encoder is not None:
+        return encoder(obj)
     if dataclasses.is_dataclass(obj):
-        out = {}
-        for p in _plan(type(obj)):
-            value = getattr(obj, p.name)
-            if p.kind in ("list", "dict"):
-                # Free-form values (driver config, meta) are copied as they are, empties inside kept.
-                out[p.api] = value if value else None
-            else:
-                out[p.api] = encode(value)
-        return out
+        if isinstance(obj, type):
+            return _encode_generic(obj)
+        return _encoder(type(obj))(obj)
     if isinstance(obj, list | tuple):
         return [encode(v) for v in obj] if obj else None
     if isinstance(obj, dict):
         return {k: encode(v) for k, v in obj.items()} if obj else None
     return obj
+
+
+def _encode_generic(obj: Any) -> Any:
+    """The reference encoding of a dataclass, field by field through the plan; the generated encoders
+    below must give exactly this (tests compare the two)."""
+    out = {}
+    for p in _plan(type(obj)):
+        value = getattr(obj, p.name)
+        if p.kind in ("list", "dict"):
+            # Free-form values (driver config, meta) are copied as they are, empties inside kept.
+            out[p.api] = value if value else None
+        else:
+            out[p.api] = encode(value)
+    return out
+
+
+# -- generated codecs ------------------------------------------------------------------------------------
+#
+# Encoding and decoding run on every server for every command (and over the whole store for a Raft
+# snapshot), and walking the plan generically costs a function call and several type checks per field.
+# Each dataclass gets a function generated from its plan instead, with the common case inline (a value
+# already of the declared type) and anything else handed to the generic code, so the result is always
+# the generic one. Decoders skip error paths altogether: on any failure `decode` runs the generic decoder,
+# which raises the located error (or succeeds the same way).
+
+# Values the generic encoder returns unchanged (no dataclass, list, tuple or dict).
+_PASS = frozenset({str, int, bool, float, type(None)})
+_ENCODERS: dict[type, Any] = {}
+_DECODERS: dict[type, Any] = {}
+
+
+def _encoder(cls: type) -> Any:
+    encoder = _ENCODERS.get(cls)
+    if encoder is not None:
+        return encoder
+    namespace: dict[str, Any] = {"_PASS": _PASS, "encode": encode}
+    inner: dict[str, type] = {}
+    items = []
+    for i, p in enumerate(_plan(cls)):
+        value = f"o.{p.name}"
+        if p.kind in ("list", "dict"):
+            expr = f"({value} or None)"
+        elif p.kind == "plain":
+            expr = f"(v if (v := {value}).__class__ in _PASS else encode(v))"
+        else:
+            cls_name, enc_name = f"C{i}", f"E{i}"
+            namespace[cls_name] = p.inner
+            inner[enc_name] = p.inner
+            one = f"({enc_name}(x) if x.__class__ is {cls_name} else encode(x))"
+            if p.kind == "dataclass":
+                expr = f"(None if (x := {value}) is None else {one})"
+            elif p.kind == "list-dc":
+                expr = f"(([{one} for x in v] if v else None) if (v := {value}).__class__ is list else encode(v))"
+            else:  # dict-dc
+                expr = (f"(({{k: {one} for k, x in v.items()}} if v else None) if (v := {value}).__class__ is dict "
+                        f"else encode(v))")
+        items.append(f"        {p.api!r}: {expr},")
+    source = "def encode_one(o):\n    return {\n" + "\n".join(items) + "\n    }\n"
+    exec(compile(source, f"<encoder {cls.__qualname__}>", "exec"), namespace)
+    encoder = namespace["encode_one"]
+    _ENCODERS[cls] = encoder
+    for name, inner_cls in inner.items():  # after registering: a class may (indirectly) contain itself
+        namespace[name] = _encoder(inner_cls)
+    return encoder
+
+
+def _fills_defaults(cls: type) -> bool:
+    """Whether passing every field's default explicitly is the same as leaving it out of the call."""
+    if hasattr(cls, "__post_init__"):
+        return False
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.init:
+        return False
+    return all(f.init and not f.kw_only
+               and (f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)
+               for f in dataclasses.fields(cls))
+
+
+def _decoder(cls: type) -> Any:
+    decoder = _DECODERS.get(cls)
+    if decoder is not None:
+        return decoder
+    namespace: dict[str, Any] = {"cls": cls, "decode": decode, "_check_plain": _check_plain,
+                                 "_not_a": _not_a, "list": list, "dict": dict}
+    explicit = _fills_defaults(cls)
+    inner: dict[str, type] = {}
+    lines = ["def decode_one(d):", "    g = d.get"]
+    if not explicit:
+        lines.append("    kw = {}")
+    values: dict[str, str] = {}  # field name -> the variable holding its value
+    for i, p in enumerate(_plan(cls)):
+        if p.kind == "plain":
+            if p.inner in (bool, int, str):
+                namespace[f"T{i}"] = p.inner
+                conv = f"v if v.__class__ is T{i} else _check_plain(T{i}, v, '')"
+            elif p.inner is float:
+                conv = "_check_plain(float, v, '')"
+            else:
+                namespace[f"T{i}"] = p.inner
+                conv = f"_check_plain(T{i}, v, '')"
+        elif p.kind == "list":
+            conv = "list(v) if isinstance(v, list) else _not_a()"
+        elif p.kind == "dict":
+            conv = "dict(v) if isinstance(v, dict) else _not_a()"
+        else:
+            namespace[f"C{i}"] = p.inner
+            inner[f"D{i}"] = p.inner
+            one = f"(D{i}(x) if x.__class__ is dict else decode(C{i}, x))"
+            if p.kind == "dataclass":
+                conv = f"D{i}(v) if v.__class__ is dict else decode(C{i}, v)"
+            elif p.kind == "list-dc":
+                conv = f"[{one} for x in v] if isinstance(v, list) else _not_a()"
+            else:  # dict-dc
+                conv = f"{{k: {one} for k, x in v.items()}} if isinstance(v, dict) else _not_a()"
+        lines.append(f"    v = g({p.api!r})")
+        if explicit:
+            lines.append(f"    a{i} = {_default_expr(namespace, p.name, cls)} if v is None else ({conv})")
+            values[p.name] = f"a{i}"
+        else:
+            lines.append(f"    if v is not None: kw[{p.name!r}] = {conv}")
+    if explicit:
+        # Every field positionally, in declaration order: fields the API does not carry take their defaults.
+        args = [values.get(f.name) or _default_expr(namespace, f.name, cls) for f in dataclasses.fields(cls)]
+        lines.append(f"    return cls({', '.join(args)})")
+    else:
+        lines.append("    return cls(**kw)")
+    exec(compile("\n".join(lines) + "\n", f"<decoder {cls.__qualname__}>", "exec"), namespace)
+    decoder = namespace["decode_one"]
+    _DECODERS[cls] = decoder
+    for name, inner_cls in inner.items():  # after registering: a class may (indirectly) contain itself
+        namespace[name] = _decoder(inner_cls)
+    return decoder
+
+
+def _default_expr(namespace: dict[str, Any], name: str, cls: type) -> str:
+    """The expression giving field `name`'s default in a generated decoder (a fresh value from a factory)."""
+    f = cls.__dataclass_fields__[name]
+    if f.default_factory is not dataclasses.MISSING:
+        namespace[f"F_{name}"] = f.default_factory
+        return f"F_{name}()"
+    namespace[f"F_{name}"] = f.default
+    return f"F_{name}"
+
+
+_REPLACERS: dict[type, Any] = {}
+_UNSET: Any = object()
+
+
+def replace(obj: T, /, **changes: Any) -> T:
+    """`dataclasses.replace`, generated per class: the generic one looks every field up by name on each
+    call, and the state store replaces a job or an evaluation several times per command on every server."""
+    replacer = _REPLACERS.get(type(obj))
+    if replacer is None:
+        replacer = _replacer(type(obj))
+    return replacer(obj, **changes)
+
+
+def _replacer(cls: type) -> Any:
+    if not dataclasses.is_dataclass(cls) or not _fills_defaults(cls):
+        replacer: Any = dataclasses.replace
+    else:
+        names = [f.name for f in dataclasses.fields(cls)]
+        params = ", ".join(f"{n}=_UNSET" for n in names)
+        args = ", ".join(f"o.{n} if {n} is _UNSET else {n}" for n in names)
+        source = f"def replace_one(o, /, *, {params}):\n    return cls({args})\n"
+        namespace: dict[str, Any] = {"cls": cls, "_UNSET": _UNSET}
+        exec(compile(source, f"<replace {cls.__qualname__}>", "exec"), namespace)
+        replacer = namespace["replace_one"]
+        # A misspelt field then fails with the very message dataclasses.replace gives (from __init__).
+        replacer.__qualname__ = f"{cls.__qualname__}.__init__"
+    _REPLACERS[cls] = replacer
+    return replacer
+
+
+def _not_a() -> Any:
+    raise DecodeError("not of the declared type")  # the generic decoder then says where and what
 
 
 def _join(parent: str, key: str) -> str:
@@ -152,6 +325,15 @@ def decode(cls: type[T], data: Any, path: str = "") -> T:
         return cls()
     if not isinstance(data, dict):
         raise DecodeError(f"{path or cls.__name__}: expected an object, got {type(data).__name__}")
+    try:
+        return _decoder(cls)(data)
+    except Exception:
+        pass  # whatever went wrong, the generic decoder says it (located) as it always has
+    return _decode_generic(cls, data, path)
+
+
+def _decode_generic(cls: type[T], data: dict[str, Any], path: str) -> T:
+    """The reference decoding, field by field through the plan, with located errors."""
     kwargs = {}
     for p in _plan(cls):
         value = data.get(p.api)

@@ -58,9 +58,40 @@ def _merged(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dic
     return _fill(dict(override), base or {})
 
 
+# Values copy.deepcopy returns as they are.
+_ATOMS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
+    """copy.deepcopy for JSON-shaped data, several times faster: dicts and lists are copied here (an object
+    met twice is copied once, as deepcopy does), anything else by deepcopy itself with the same memo."""
+    cls = value.__class__
+    if cls in _ATOMS:
+        return value
+    if cls is not dict and cls is not list:
+        return copy.deepcopy(value, memo)
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    atoms = _ATOMS
+    if cls is list:
+        items: list[Any] = []
+        memo[id(value)] = items  # before the items: a structure that contains itself is copied as one
+        for item in value:
+            items.append(item if item.__class__ in atoms else _copy(item, memo))
+        return items
+    out: dict[Any, Any] = {}
+    memo[id(value)] = out
+    for key, item in value.items():
+        if key.__class__ not in atoms:
+            key = copy.deepcopy(key, memo)
+        out[key] = item if item.__class__ in atoms else _copy(item, memo)
+    return out
+
+
 def with_defaults(job: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the job's API JSON with every default Nomad fills."""
-    job = copy.deepcopy(job)
+    """A copy of the job's API JSON with every default Nomad fills. Applying it again changes nothing."""
+    job = _copy(job, {})
     job_type = job.get("Type") or "service"
     _fill(job, {"Type": job_type, "Name": job.get("ID", ""), "Namespace": "default", "Region": "global",
                 "Priority": 50, "Datacenters": ["*"]})

@@ -31,6 +31,10 @@ class SimDisk:
             getattr(self.durable, name)(*args)
         self._journal.clear()
 
+    def pending_writes(self) -> int:
+        """Writes made since the last sync: what a crash now would lose."""
+        return len(self._journal)
+
     def crash(self) -> None:
         """The process died: the page cache is gone, the next incarnation reads only what was synced."""
         self.lost_writes += len(self._journal)

@@ -1,5 +1,6 @@
-"""The agent process: a server (Raft, FSM, leader loops) on the asyncio runtime, reachable over TCP RPC,
-discovered through the membership protocol, and served over Nomad's HTTP API.
+"""The agent process: a server (Raft, FSM, leader loops) and/or a client (fingerprinted node, real task
+drivers) on the asyncio runtime, reachable over TCP RPC, discovered through the membership protocol, and
+served over Nomad's HTTP API.
 
 `Agent` is also the `AgentHandle` the HTTP API talks to.
 """
@@ -7,17 +8,26 @@ discovered through the membership protocol, and served over Nomad's HTTP API.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import random
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__
 from orchestrator.api.events import EventBroker
 from orchestrator.api.http import bound_port, serve
+from orchestrator.client import ClientAgent, InMemoryClientStateStore, NodeChanged, RegisterNow
+from orchestrator.client.allocdir import TaskPreparer, alloc_dir_of
+from orchestrator.client.fingerprint import NodeSpec, fingerprint_node, node_identity
+from orchestrator.client.state_file import FileClientStateStore
+from orchestrator.drivers.registry import FACTORIES, SLOW_DRIVERS, DriverContext, DriverSet, load_driver, load_drivers
 from orchestrator.raft import MemoryStorage
 from orchestrator.rpc import methods
 from orchestrator.runtime.aio import AioRuntime, LocalCaller, Transport
@@ -27,7 +37,7 @@ from orchestrator.server.messages import PeerLost, ServerJoin, ServerLeft
 from orchestrator.server.server import Server
 from orchestrator.state import StateReader
 
-from .config import AgentConfig, advertised, gc_thresholds, to_server_config
+from .config import AgentConfig, advertised, gc_thresholds, to_client_config, to_server_config
 from .handle import Member, QueryMeta, RpcError
 
 log = logging.getLogger("yurt.agent")
@@ -37,8 +47,18 @@ def _host(address: str) -> str:
     return address.rsplit(":", 1)[0].strip("[]")
 
 
+DEV_REGISTER_RETRY = 1.0  # Nomad's devModeRetryIntv: a dev client retries registering every second
+
+
+def _warm_up() -> None:
+    # The schedulers (and numpy) load on first use so that the agent starts fast; a server with a local client
+    # will schedule soon, so once it has a leader they are imported in the background, not by the first job.
+    importlib.import_module("orchestrator.scheduler.generic")
+    importlib.import_module("orchestrator.scheduler.system")
+
+
 class Agent:
-    """One agent process (server mode; client agents arrive with their drivers)."""
+    """One agent process: a server, a client, or both (-dev)."""
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -60,6 +80,14 @@ class Agent:
         self._applied = asyncio.Event()
         self._join_task: asyncio.Task[Any] | None = None
         self.fatal = asyncio.Event()  # set when the agent must stop (retry_join gave up)
+        # The client, when enabled: its sans-IO agent, drivers, and where allocations live on disk.
+        self.client: ClientAgent | None = None
+        self.drivers: DriverSet | None = None
+        self.alloc_root: Path | None = None
+        self.state_dir: Path | None = None  # None: the client's state is kept in memory (-dev)
+        self._scratch: Path | None = None  # -dev without a data dir: removed on shutdown
+        self._late_drivers: asyncio.Task[Any] | None = None
+        self._warming = False
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -76,12 +104,15 @@ class Agent:
         http_bind = config.addresses.http or config.bind_addr
         self.http_runner = await serve(self, http_bind, config.ports.http)
         self.http_port = bound_port(self.http_runner)
+        if config.client.enabled:
+            self._start_client()  # after the API: fingerprinting must not delay its first answers
 
     async def _start_server(self) -> None:
         config = self.config
         storage: MemoryStorage | FileStorage
         sync = None
-        if config.data_dir and not config.dev_mode:
+        # -dev keeps its state in memory unless given a data dir: `-dev -data-dir DIR` keeps everything there.
+        if config.data_dir:
             storage = FileStorage(Path(config.data_dir) / "server" / "raft")
             sync = storage.sync
         else:
@@ -113,6 +144,114 @@ class Agent:
             self._join_task = asyncio.create_task(
                 self.membership.retry_join(joins, interval=join.retry_interval, max_attempts=join.retry_max))
             self._join_task.add_done_callback(self._join_done)
+
+    # -- the client ---------------------------------------------------------------------------------------
+
+    def _start_client(self) -> None:
+        """Fingerprint the node, load the drivers, and run a ClientAgent on the runtime next to the server
+        (its RPCs go to the local server, or to `client { servers }` over the transport)."""
+        config, block = self.config, self.config.client
+        assert self.runtime is not None
+        runtime, loop = self.runtime, self.runtime.loop
+        data_dir = Path(config.data_dir) if config.data_dir else None
+        state_dir = Path(block.state_dir) if block.state_dir else (data_dir / "client" if data_dir else None)
+        if block.alloc_dir:
+            alloc_root = Path(block.alloc_dir)
+        elif data_dir is not None:
+            alloc_root = data_dir / "alloc"
+        else:  # -dev without a data dir: a scratch directory, as Nomad's /tmp/NomadClient*
+            self._scratch = Path(tempfile.mkdtemp(prefix="YurtClient"))
+            alloc_root = self._scratch / "alloc"
+        alloc_root.mkdir(parents=True, exist_ok=True)
+        self.alloc_root, self.state_dir = alloc_root, state_dir
+        log.info("client: using alloc directory %s", alloc_root)
+        node_id, secret_id = node_identity(state_dir)
+        preparer = TaskPreparer(alloc_root, config.region)
+
+        def context(name: str) -> DriverContext:
+            plugin = config.plugins.get(name)
+            settings = dict(plugin.config) if plugin is not None else {}
+            if name == "raw_exec" and block.options.get("driver.raw_exec.enable", "").lower() in ("1", "true"):
+                settings.setdefault("enabled", True)  # the legacy client option, still set by -dev
+            # Drivers may record exits from their own threads: the wake goes through the loop.
+            return DriverContext(loop, preparer, lambda: loop.call_soon_threadsafe(runtime.wake, node_id),
+                                 settings, config.dev_mode)
+
+        store: FileClientStateStore | InMemoryClientStateStore
+        store = FileClientStateStore(state_dir) if state_dir is not None else InMemoryClientStateStore()
+        restore = store if isinstance(store, FileClientStateStore) and store.has_state() else None
+        # Slow drivers (docker: its SDK, the engine's answers) are fingerprinted after the node registers,
+        # unless the client restores tasks: then every driver must be there to reattach to its own.
+        late = [] if restore is not None else [n for n in SLOW_DRIVERS if n in FACTORIES]
+        self.drivers = load_drivers(context, [n for n in FACTORIES if n not in late])
+        infos, attributes = self.drivers.fingerprint()
+        reserved = block.reserved
+        spec = NodeSpec(name=config.name, datacenter=config.datacenter, node_class=block.node_class,
+                        meta=dict(block.meta), http_addr=advertised(config, "http"), data_dir=str(alloc_root),
+                        network_interface=block.network_interface,
+                        network_speed=int(block.other.get("network_speed") or 0),
+                        cpu_total_compute=block.cpu_total_compute, memory_total_mb=block.memory_total_mb,
+                        reserved_cpu=reserved.cpu, reserved_memory=reserved.memory, reserved_disk=reserved.disk,
+                        reserved_ports=reserved.reserved_ports,
+                        host_volumes={n: (v.path, v.read_only) for n, v in block.host_volumes.items()})
+        node = fingerprint_node(spec, node_id, secret_id, infos, attributes)
+        preparer.node = node
+        log.info("client: node %s; drivers %s", node_id,
+                 ",".join(sorted(n for n, i in infos.items() if i.detected and i.healthy)) or "none")
+        client_config = to_client_config(config)
+        client_config.update_at_once_when_idle = True
+        if config.dev_mode:
+            client_config.register_retry = DEV_REGISTER_RETRY
+
+        def forget(alloc_id: str) -> None:
+            loop.run_in_executor(None, preparer.destroy, alloc_id)  # rmtree off the loop
+
+        self.client = ClientAgent(node, client_config, self.drivers, random.Random(), agent_id=node_id, store=store,
+                                  restore=restore, on_forget=forget)
+        sync = store.sync if isinstance(store, FileClientStateStore) else None
+        runtime.add_agent(self.client, sync=sync)
+        if self.server is not None:
+            self.server.apply_listeners.append(self._nudge_client)
+        if late:
+            self._late_drivers = asyncio.create_task(self._load_late_drivers(late, context, preparer))
+
+    async def _load_late_drivers(self, names: list[str], context: Any, preparer: TaskPreparer) -> None:
+        """Load and fingerprint slow drivers off the loop, then register the node again with them."""
+        assert self.drivers is not None and self.client is not None and self.runtime is not None
+        for name in names:
+            driver = await asyncio.to_thread(load_driver, name, context(name))
+            if driver is None:
+                continue
+            self.drivers.add(driver)
+            infos, attributes = await asyncio.to_thread(self.drivers.fingerprint)
+            node = self.client.node
+            node = replace(node, drivers=infos, attributes={**{k: v for k, v in node.attributes.items()
+                                                                if not k.startswith("driver.")}, **attributes})
+            node.computed_class = node.compute_class()
+            preparer.node = node
+            self.runtime.deliver(f"agent-{self.name}", self.client.id, NodeChanged(node))
+
+    def _nudge_client(self, index: int, result: Any) -> None:
+        # The local server applies entries only once it has a leader: an unregistered client need not wait
+        # out its registration back-off (Node.Register failed with "No cluster leader" at start-up).
+        client, runtime = self.client, self.runtime
+        if client is None or runtime is None:
+            return
+        if not client.registered:
+            runtime.deliver(f"agent-{self.name}", client.id, RegisterNow())
+        if not self._warming:
+            self._warming = True
+            runtime.loop.run_in_executor(None, _warm_up)
+
+    def alloc_dir(self, alloc_id: str) -> Path | None:
+        """`<alloc dir>/<alloc id>` of an allocation this client ran (logs in alloc/logs/), None if none."""
+        return alloc_dir_of(self.alloc_root, alloc_id) if self.alloc_root is not None else None
+
+    def task_handles(self, alloc_id: str) -> dict[str, str]:
+        """Task name -> driver handle of the allocation's running tasks on this client (for the DriverSet's
+        `pid` and `signal`); empty when this client does not run it."""
+        runner = self.client.allocations().get(alloc_id) if self.client is not None else None
+        return {name: t.handle for name, t in runner.tasks.items() if t.handle} if runner is not None else {}
 
     def _join_done(self, task: asyncio.Task[Any]) -> None:
         # Nomad exits when retry_join runs out of attempts: a server that never found its peers is useless.
@@ -172,6 +311,8 @@ class Agent:
     async def shutdown(self, *, leave: bool) -> None:
         if self._join_task is not None:
             self._join_task.cancel()
+        if self._late_drivers is not None:
+            self._late_drivers.cancel()
         if self.membership is not None:
             await (self.membership.leave() if leave else self.membership.stop())
         if self.http_runner is not None:
@@ -180,11 +321,18 @@ class Agent:
             self.caller.close()
         if self.runtime is not None:
             await self.runtime.stop()
+        if self.drivers is not None:
+            # -dev leaves nothing behind; a real client leaves its tasks running and reattaches on restart.
+            # The client is stopped first: it must not take these exits for failures (with -dev -data-dir,
+            # the next start finds its tasks gone and starts them again, as after a machine restart).
+            await self.drivers.shutdown(kill=self.config.dev_mode)
         if self.transport is not None:
             await self.transport.close()
         storage = self.server.storage if self.server is not None else None
         if isinstance(storage, FileStorage):
             storage.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     # -- AgentHandle ----------------------------------------------------------------------------------------
 
@@ -269,7 +417,10 @@ class Agent:
                        "Ports": {"HTTP": config.ports.http, "RPC": config.ports.rpc, "Serf": config.ports.serf},
                        "Server": {"Enabled": config.server.enabled,
                                   "BootstrapExpect": config.server.bootstrap_expect},
-                       "Client": {"Enabled": config.client.enabled}, "Version": {"Version": __version__},
+                       "Client": {"Enabled": config.client.enabled,
+                                  "AllocDir": str(self.alloc_root) if self.alloc_root is not None else "",
+                                  "StateDir": str(self.state_dir) if self.state_dir is not None else ""},
+                       "Version": {"Version": __version__},
                        "DevMode": config.dev_mode},
             "member": ({"Name": member.name, "Addr": member.addr, "Port": member.port, "Status": member.status,
                         "Tags": member.tags} if member else {}),
@@ -279,8 +430,18 @@ class Agent:
                                "applied_index": str(server.raft.applied_index) if server else "0",
                                "num_peers": str(max(0, len(server.raft.voters) - 1)) if server else "0"},
                       "nomad": {"leader": str(bool(server and server.is_leader)).lower(),
-                                "known_regions": "1", "server": str(server is not None).lower()}},
+                                "known_regions": "1", "server": str(server is not None).lower()},
+                      **({"client": self._client_stats()} if self.client is not None else {})},
         }
+
+    def _client_stats(self) -> dict[str, str]:
+        """Nomad's `stats.client` of /v1/agent/self (`node status -self` reads the node ID from it)."""
+        client = self.client
+        assert client is not None
+        stats = client.stats()
+        return {"node_id": client.node.id, "known_servers": ",".join(stats["servers"]),
+                "num_allocations": str(stats["allocs"]), "heartbeat_ttl": f"{stats['heartbeat_ttl']:g}s",
+                "last_heartbeat": "0"}
 
     def metrics(self) -> dict[str, Any]:
         server = self.server

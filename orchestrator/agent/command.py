@@ -4,6 +4,7 @@ signal, leave gracefully when configured to (Nomad's leave_on_interrupt / leave_
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -42,6 +43,15 @@ def _logging(config: AgentConfig) -> None:
     logging.basicConfig(level=level, format=fmt, datefmt="%Y-%m-%dT%H:%M:%S%z", stream=sys.stdout, force=True)
 
 
+def _tune_gc() -> None:
+    """The agent's objects live long (the state store) and arrive in bursts: the default collector thresholds
+    make a full collection every few thousand writes, an 80-125 ms stall for every request in flight. Collect
+    the young generations less often, and freeze what start-up built so full collections skip it."""
+    gc.set_threshold(50_000, 50, 1000)
+    gc.collect(1)
+    gc.freeze()
+
+
 async def _run(config: AgentConfig) -> int:
     from .agent import Agent  # heavy imports only once the command line is known to be good
     from .banner import STARTING, config_files_line, startup_banner
@@ -55,6 +65,7 @@ async def _run(config: AgentConfig) -> int:
         print(f"==> Error starting agent: {exc}", file=sys.stderr)
         await agent.shutdown(leave=False)
         return 1
+    _tune_gc()
     print(startup_banner(config, __version__), flush=True)
     stop = asyncio.Event()
     leave = {"value": False}

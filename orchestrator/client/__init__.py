@@ -1,6 +1,6 @@
 """The client agent (sans-IO): node registration, heartbeats, allocation watching and task running."""
 
-from .agent import ClientAgent, ClientConfig
+from .agent import ClientAgent, ClientConfig, NodeChanged, RegisterNow
 from .allocrunner import AllocRunner, HealthWatch, client_status_of
 from .restarts import NO_RESTART, RESTART, RestartDecision, RestartTracker
 from .state import ClientSnapshot, ClientStateBatch, ClientStateStore, InMemoryClientStateStore
@@ -19,6 +19,8 @@ __all__ = [
     "DriverError",
     "HealthWatch",
     "InMemoryClientStateStore",
+    "NodeChanged",
+    "RegisterNow",
     "RestartDecision",
     "RestartTracker",
     "TaskDriver",

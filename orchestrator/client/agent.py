@@ -21,6 +21,20 @@ REGISTER, HEARTBEAT, WATCH, PULL, UPDATE = "register", "heartbeat", "watch", "pu
 NODE_NOT_FOUND = "not found"
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterNow:
+    """From the agent process: a server is ready to take writes (the local one just got a leader), so an
+    unregistered client retries at once instead of after its registration back-off."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeChanged:
+    """From the agent process: the node's fingerprint changed (a slow driver was detected after the first
+    registration): the client registers the new node, as Nomad's client does on fingerprint updates."""
+
+    node: Node
+
+
 class ClientRng(Protocol):
     def random(self) -> float: ...
     def randrange(self, stop: int, /) -> int: ...
@@ -37,6 +51,9 @@ class ClientConfig:
     alloc_sync_retry: float = 5.0  # after a failed Node.UpdateAlloc (plus stagger), as Nomad
     watch_retry: float = 5.0  # after every server failed the allocation watch (plus stagger)
     max_kill_timeout: float = 30.0  # caps a task's kill_timeout, as the client's max_kill_timeout
+    # Nomad sends its batched updates on a 200 ms ticker. With this set, a change after a quiet spell of
+    # update_interval goes out at once (later ones are still batched): a task is seen running sooner.
+    update_at_once_when_idle: bool = False
 
 
 class ClientAgent:
@@ -44,7 +61,7 @@ class ClientAgent:
 
     def __init__(self, node: Node, config: ClientConfig, driver: TaskDriver, rng: ClientRng, *,
                  agent_id: str | None = None, store: ClientStateStore | None = None,
-                 restore: ClientStateStore | None = None):
+                 restore: ClientStateStore | None = None, on_forget: Callable[[str], None] | None = None):
         self.id = agent_id or node.id
         self.node = node
         self.config = config
@@ -52,6 +69,7 @@ class ClientAgent:
         self.rng = rng
         self.store: ClientStateStore = restore or store or InMemoryClientStateStore()
         self._restore = restore is not None
+        self.on_forget = on_forget  # told the id of each allocation forgotten (its directory may go)
         self.servers = ServerList(config.servers, rng)
         self.calls = CallTracker(self.id, first_id=rng.randrange(1 << 48))
         self._register_args = {"Node": encode(replace(node, status="ready"))}
@@ -77,6 +95,7 @@ class ClientAgent:
         # Batched Node.UpdateAlloc and persistence.
         self._report: set[str] = set()
         self._flush_at: float | None = None
+        self._last_flush = float("-inf")
         self._persist_runners: set[str] = set()
         self._persist_allocs: dict[str, dict[str, Any]] = {}
         self._persist_deleted: list[str] = []
@@ -132,6 +151,14 @@ class ClientAgent:
         elif isinstance(message, RpcRequest):
             error = f"rpc: can't find method {message.method}"
             self.calls.outbox.append((src, RpcResponse(id=message.id, error=error)))
+        elif isinstance(message, RegisterNow) and not self.registered and not self.calls.in_flight(REGISTER):
+            self._register_at = now
+            self._streak.pop(REGISTER, None)
+        elif isinstance(message, NodeChanged) and message.node.id == self.node.id:
+            self.node = message.node
+            self._register_args = {"Node": encode(replace(message.node, status="ready"))}
+            if self.registered or self.calls.in_flight(REGISTER):
+                self._register_at = now  # a registration in flight carries the old node: send the new one too
 
     def ready(self) -> AgentReady | None:
         if self._ready is None:
@@ -392,6 +419,8 @@ class ClientAgent:
         self._persist_runners.discard(alloc_id)
         self._persist_allocs.pop(alloc_id, None)
         self._persist_deleted.append(alloc_id)
+        if self.on_forget is not None:
+            self.on_forget(alloc_id)
 
     # -- running allocations --------------------------------------------------------------------------
 
@@ -429,7 +458,9 @@ class ClientAgent:
 
     def _arm_flush(self, now: float) -> None:
         if self._flush_at is None and self.registered and not self.calls.in_flight(UPDATE):
-            self._flush_at = now + self.config.update_interval
+            interval = self.config.update_interval
+            idle = self.config.update_at_once_when_idle and now - self._last_flush >= interval
+            self._flush_at = now if idle else now + interval
 
     def _flush(self, now: float) -> None:
         self._flush_at = None
@@ -437,6 +468,7 @@ class ClientAgent:
         self._report.clear()
         if not ids:
             return
+        self._last_flush = now
         self.counters["update_alloc"] += 1
         updates = [self.runners[i].client_update() for i in ids]
         self._send(now, UPDATE, methods.NODE_UPDATE_ALLOC, {"Alloc": updates}, payload=ids)

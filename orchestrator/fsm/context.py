@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from orchestrator.state import StateStore
@@ -100,6 +99,22 @@ def get_evals(cmd: dict[str, Any]) -> list[Evaluation]:
 
 # -- the command being applied ------------------------------------------------------------------------
 
+class _CommandWrite:
+    """`with ctx.write():` (a class, not a generator: it is entered for every command on every server)."""
+
+    __slots__ = ("batch", "ctx")
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.batch = ctx.store.batch(ctx.index)
+
+    def __enter__(self) -> None:
+        self.ctx.write_state = self.batch.__enter__()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.batch.__exit__(exc_type, exc, tb)
+
+
 class Context:
     """The store and index a handler works at, and what the command changed that the leader must act on."""
 
@@ -120,12 +135,9 @@ class Context:
         self._alloc_watch: dict[str, Allocation | None] = {}
         self._deployment_watch: dict[str, Deployment | None] = {}
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self) -> _CommandWrite:
         """The command's one write: every store write inside is committed together, at the end."""
-        with self.store.batch(self.index) as w:
-            self.write_state = w
-            yield
+        return _CommandWrite(self)
 
     def wrote_anything(self) -> bool:
         return self.write_state is not None and bool(self.write_state.touched)

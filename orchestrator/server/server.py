@@ -72,6 +72,8 @@ class Server:
         if snapshot.index and snapshot.data:
             self.fsm.restore(snapshot.data)
         self._snapshot_index = snapshot.index
+        # Each server snapshots at its own point (threshold x 1-1.5): all at the same index would stall together.
+        self._snapshot_every = int(config.snapshot_threshold * (1 + (rng.getrandbits(16) / 65536) / 2))
         self.raft = RaftNode(RaftConfig(id=config.id, election_ticks=config.election_ticks,
                                         heartbeat_ticks=config.heartbeat_ticks, applied=snapshot.index),
                              storage, rng)
@@ -283,7 +285,7 @@ class Server:
 
     def _maybe_snapshot(self) -> None:
         applied = self.raft.applied_index
-        if applied - self._snapshot_index >= self.config.snapshot_threshold:
+        if applied - self._snapshot_index >= self._snapshot_every:
             self.raft.compact(applied, self.fsm.snapshot())
             self._snapshot_index = applied
 

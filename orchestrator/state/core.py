@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,16 +100,39 @@ class Write:
     eval_delete: bool = False
 
 
+class WriteBlock:
+    """`with` block of one write: gives the Write, and commits it when the block ends without an exception.
+
+    A class rather than a generator-based context manager: every command enters several of these (one per
+    store write, inside the command's batch), and a generator costs several times more to enter and leave.
+    """
+
+    __slots__ = ("store", "w")
+
+    def __init__(self, store: StoreCore | None, w: Write) -> None:
+        self.store = store  # None: the write joins an open batch, which commits it
+        self.w = w
+
+    def __enter__(self) -> Write:
+        return self.w
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None and self.store is not None:
+            self.store._commit(self.w)
+
+
 class StoreCore(StateReader):
-    __slots__ = ("_dumped_jobs", "_listeners", "_tables", "job_versions_limit")
+    __slots__ = ("_dumped_jobs", "_dumped_rows", "_listeners", "_tables", "job_versions_limit")
 
     def __init__(self, job_versions_limit: int = 6) -> None:
         self._tables = new_tables()
         self._listeners: list[Listener] = []
         self.job_versions_limit = job_versions_limit
-        # What the last Raft snapshot packed each stored job into (persist.dump_store): jobs are never
-        # changed in place, so the next snapshot packs only the jobs written since.
-        self._dumped_jobs: dict[int, tuple[Job, bytes]] = {}
+        # What the last Raft snapshot packed each stored job (and evaluation, summary) into, by identity, for
+        # persist.dump_store: stored objects are never changed in place, so the next snapshot packs only
+        # those written since.
+        self._dumped_jobs: dict[int, tuple[Job, bytes, bytes]] = {}
+        self._dumped_rows: dict[int, tuple[Any, Hashable, Any, bytes]] = {}
 
     # -- snapshots and listeners ---------------------------------------------------------------------
 
@@ -127,13 +149,10 @@ class StoreCore(StateReader):
 
     # -- the write transaction -----------------------------------------------------------------------
 
-    @contextmanager
-    def _writing(self, index: int) -> Iterator[Write]:
+    def _writing(self, index: int) -> WriteBlock:
         """Collect one write's changes, then commit them. Writes check their input before changing
         anything, so an exception leaves the store as it was (and tells no listener)."""
-        w = Write(index)
-        yield w
-        self._commit(w)
+        return WriteBlock(self, Write(index))
 
     def _commit(self, w: Write) -> None:
         self._refresh_job_statuses(w)  # may change parents' children counts: before summaries are stored

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from orchestrator.structs import Allocation, Deployment, Node, NodeEvent
@@ -13,7 +12,7 @@ from orchestrator.structs.evaluation import DEPLOYMENT_RUNNING
 from orchestrator.structs.timefmt import rfc3339_ns
 
 from .allocs import AllocWrites
-from .core import Write
+from .core import Write, WriteBlock
 from .nodes import NodeWrites
 from .records import ALLOCS, DEPLOYMENTS, SCHEDULER_CONFIG, SCHEDULER_CONFIG_KEY, NotFoundError, StateError
 
@@ -24,6 +23,26 @@ DEPLOYMENT_DESCRIPTION_RUNNING = "Deployment is running"
 def append_node_event(events: list[NodeEvent], event: NodeEvent, index: int) -> list[NodeEvent]:
     """A node's events with `event` added (stamped with the index it was written at), oldest dropped."""
     return [*events, replace(event, create_index=index)][-MAX_NODE_EVENTS:]
+
+
+class Batch:
+    """The `with` block of `FSMWrites.batch`: writes inside join its Write; committed at the end unless the
+    block raised (the batch is closed first either way, so listeners see no batch open)."""
+
+    __slots__ = ("block", "store")
+
+    def __init__(self, store: FSMWrites, block: WriteBlock) -> None:
+        self.store = store
+        self.block = block
+
+    def __enter__(self) -> Write:
+        w = self.block.__enter__()
+        self.store._batch = w
+        return w
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.store._batch = None
+        self.block.__exit__(exc_type, exc, tb)
 
 
 class FSMWrites(AllocWrites, NodeWrites):
@@ -38,8 +57,7 @@ class FSMWrites(AllocWrites, NodeWrites):
 
     # -- batches -------------------------------------------------------------------------------------
 
-    @contextmanager
-    def batch(self, index: int) -> Iterator[Write]:
+    def batch(self, index: int) -> Batch:
         """Make every write inside the block one write at `index`, committed when the block ends.
 
         A failure midway cannot be undone, so the caller checks every part's input first (a write that
@@ -48,23 +66,15 @@ class FSMWrites(AllocWrites, NodeWrites):
         """
         if self._batch is not None:
             raise StateError("a batch is already open")
-        with super()._writing(index) as w:
-            self._batch = w
-            try:
-                yield w
-            finally:
-                self._batch = None
+        return Batch(self, super()._writing(index))
 
-    @contextmanager
-    def _writing(self, index: int) -> Iterator[Write]:
+    def _writing(self, index: int) -> WriteBlock:
         w = self._batch
         if w is None:
-            with super()._writing(index) as w:
-                yield w
-            return
+            return super()._writing(index)
         if index != w.index:
             raise StateError(f"write at index {index} inside a batch at index {w.index}")
-        yield w  # committed by the batch
+        return WriteBlock(None, w)  # committed by the batch
 
     # -- deployments ---------------------------------------------------------------------------------
 

@@ -31,6 +31,10 @@ from .tables import Table
 
 FORMAT_VERSION = 1
 
+_HEADERS = msgpack.Packer()
+_ARRAY_HEADER = _HEADERS.pack_array_header
+_MAP_HEADER = _HEADERS.pack_map_header
+
 
 def to_plain(obj: Any) -> Any:
     """msgpack's fallback for values it cannot pack: numpy scalars (scores) become Python numbers."""
@@ -49,24 +53,27 @@ class _JobPool:
     written since are encoded again. `seen` becomes the next snapshot's `packed`.
     """
 
-    def __init__(self, packed: dict[int, tuple[Job, bytes]] | None = None) -> None:
+    def __init__(self, packed: dict[int, tuple[Job, bytes, bytes]] | None = None) -> None:
         self.encoded: list[bytes] = []
+        self.packed_bins: list[bytes] = []  # each of `encoded` packed as a msgpack bin
         self._by_bytes: dict[bytes, int] = {}
         self._by_identity: dict[int, int] = {}
         self._packed = packed or {}
-        self.seen: dict[int, tuple[Job, bytes]] = {}
+        self.seen: dict[int, tuple[Job, bytes, bytes]] = {}
 
     def ref(self, job: Job) -> int:
         ref = self._by_identity.get(id(job))  # the store keeps every job alive while it is dumped
         if ref is None:
             entry = self._packed.get(id(job))
             if entry is None or entry[0] is not job:
-                entry = (job, msgpack.packb(encode(job), default=to_plain))
+                encoded = msgpack.packb(encode(job), default=to_plain)
+                entry = (job, encoded, msgpack.packb(encoded))
             self.seen[id(job)] = entry
             packed = entry[1]
             ref = self._by_bytes.setdefault(packed, len(self.encoded))
             if ref == len(self.encoded):
                 self.encoded.append(packed)
+                self.packed_bins.append(entry[2])
             self._by_identity[id(job)] = ref
         return ref
 
@@ -118,23 +125,78 @@ def _key(data: Any) -> Hashable:
     return tuple(data) if isinstance(data, list) else data
 
 
-def _dump_table(table: Table, pool: _JobPool) -> dict[str, Any]:
-    dump_row, _ = _codec(table.name)
-    position = {pk: i for i, pk in enumerate(table.rows)}
-    # Index buckets keep the order rows joined them (readers list allocations in that order), which the
-    # primary order does not give back: each bucket is dumped as the positions of its rows.
-    indexes = {name: [[position[pk] for pk in bucket] for bucket in buckets.values()]
-               for name, buckets in table.indexes.items()}
-    return {"Index": table.index, "Rows": [[pk, dump_row(row, pool)] for pk, row in table.rows.items()],
-            "Indexes": indexes}
+# Tables whose rows are packed once and reused by later snapshots while the same object is stored, with
+# what else must still be equal. The store never changes a stored row in place (a write changes a private
+# copy, then stores it), with one known exception: the generic scheduler sets `blocked_eval` on the
+# evaluation it processes, which on the leader is the stored object, so an evaluation is packed again
+# when that field no longer matches.
+_REUSED_ROWS: dict[str, Callable[[Any], Any]] = {
+    JOB_SUMMARY: lambda _row: None,
+    EVALS: lambda evaluation: evaluation.blocked_eval,
+}
+
+
+# A reused row: (the row, its primary key, what its table's check gave, its packed `[pk, data]`).
+_Packed = tuple[Any, Hashable, Any, bytes]
+
+
+class _Dump:
+    """One snapshot being packed: the pieces of its bytes, in order, joined once at the end."""
+
+    def __init__(self, store: StoreCore) -> None:
+        # One Packer for the whole dump: msgpack.packb builds a new one per call, which costs more than
+        # packing a small row.
+        self.pack = msgpack.Packer(default=to_plain).pack
+        self.pool = _JobPool(store._dumped_jobs)
+        self.packed: dict[int, _Packed] = store._dumped_rows
+        self.seen: dict[int, _Packed] = {}
+
+    def rows(self, table: Table, out: list[bytes]) -> None:
+        """The table's "Rows", each row `[pk, data]` packed on its own: the same bytes as the whole list."""
+        dump_row, _ = _codec(table.name)
+        pack, pool = self.pack, self.pool
+        out.append(_ARRAY_HEADER(len(table.rows)))
+        check = _REUSED_ROWS.get(table.name)
+        if check is None:
+            out.extend(pack([pk, dump_row(row, pool)]) for pk, row in table.rows.items())
+            return
+        packed, seen = self.packed, self.seen
+        for pk, row in table.rows.items():
+            entry = packed.get(id(row))
+            if entry is None or entry[0] is not row or entry[1] != pk or entry[2] != check(row):
+                entry = (row, pk, check(row), pack([pk, dump_row(row, pool)]))
+            seen[id(row)] = entry
+            out.append(entry[3])
+
+    def table(self, table: Table, out: list[bytes]) -> None:
+        """{"Index", "Rows", "Indexes"} of one table."""
+        position = {pk: i for i, pk in enumerate(table.rows)}
+        # Index buckets keep the order rows joined them (readers list allocations in that order), which the
+        # primary order does not give back: each bucket is dumped as the positions of its rows.
+        indexes = {name: [[position[pk] for pk in bucket] for bucket in buckets.values()]
+                   for name, buckets in table.indexes.items()}
+        out += [_MAP_HEADER(3), self.pack("Index"), self.pack(table.index), self.pack("Rows")]
+        self.rows(table, out)
+        out += [self.pack("Indexes"), self.pack(indexes)]
 
 
 def dump_store(store: StoreCore) -> bytes:
-    """Every table of `store` (rows in order, secondary index order, the table's Raft index) as bytes."""
-    pool = _JobPool(store._dumped_jobs)
-    tables = {name: _dump_table(table, pool) for name, table in store._tables.items()}
-    data = msgpack.packb({"Version": FORMAT_VERSION, "Jobs": pool.encoded, "Tables": tables}, default=to_plain)
-    store._dumped_jobs = pool.seen
+    """Every table of `store` (rows in order, secondary index order, the table's Raft index) as bytes.
+
+    The bytes are those of msgpack.packb({"Version", "Jobs", "Tables": {name: {"Index", "Rows",
+    "Indexes"}}}), assembled from pieces so that what an earlier snapshot packed (jobs, evaluations,
+    summaries) is reused: a snapshot is taken every few thousand commands and the store only grows.
+    """
+    dump = _Dump(store)
+    tables: list[bytes] = [_MAP_HEADER(len(store._tables))]
+    for name, table in store._tables.items():
+        tables.append(dump.pack(name))
+        dump.table(table, tables)
+    jobs = dump.pool.packed_bins  # complete only now: the tables above referenced every job
+    head = [_MAP_HEADER(3), dump.pack("Version"), dump.pack(FORMAT_VERSION), dump.pack("Jobs"),
+            _ARRAY_HEADER(len(jobs))]
+    data = b"".join((*head, *jobs, dump.pack("Tables"), *tables))
+    store._dumped_jobs, store._dumped_rows = dump.pool.seen, dump.seen
     return data
 
 

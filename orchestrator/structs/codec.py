@@ -122,8 +122,28 @@ _ENCODERS: dict[type, Any] = {}
 _DECODERS: dict[type, Any] = {}
 
 
+def _generated(cache: dict[type, Any], build: Any, cls: type) -> Any:
+    """The generated function for `cls`. Those of one generation (a class and the classes it contains, which
+    may contain it again) are published together once they all refer to each other, so that code running
+    meanwhile (another thread) never calls one half made; two generating at once is harmless."""
+    function = cache.get(cls)
+    if function is None:
+        made: dict[type, Any] = {}
+        function = build(cls, made)
+        cache.update(made)
+    return function
+
+
 def _encoder(cls: type) -> Any:
-    encoder = _ENCODERS.get(cls)
+    return _generated(_ENCODERS, _build_encoder, cls)
+
+
+def _decoder(cls: type) -> Any:
+    return _generated(_DECODERS, _build_decoder, cls)
+
+
+def _build_encoder(cls: type, made: dict[type, Any]) -> Any:
+    encoder = _ENCODERS.get(cls) or made.get(cls)
     if encoder is not None:
         return encoder
     namespace: dict[str, Any] = {"_PASS": _PASS, "encode": encode}
@@ -150,10 +170,9 @@ def _encoder(cls: type) -> Any:
         items.append(f"        {p.api!r}: {expr},")
     source = "def encode_one(o):\n    return {\n" + "\n".join(items) + "\n    }\n"
     exec(compile(source, f"<encoder {cls.__qualname__}>", "exec"), namespace)
-    encoder = namespace["encode_one"]
-    _ENCODERS[cls] = encoder
-    for name, inner_cls in inner.items():  # after registering: a class may (indirectly) contain itself
-        namespace[name] = _encoder(inner_cls)
+    encoder = made[cls] = namespace["encode_one"]
+    for name, inner_cls in inner.items():  # after `made`: a class may (indirectly) contain itself
+        namespace[name] = _build_encoder(inner_cls, made)
     return encoder
 
 
@@ -169,8 +188,8 @@ def _fills_defaults(cls: type) -> bool:
                for f in dataclasses.fields(cls))
 
 
-def _decoder(cls: type) -> Any:
-    decoder = _DECODERS.get(cls)
+def _build_decoder(cls: type, made: dict[type, Any]) -> Any:
+    decoder = _DECODERS.get(cls) or made.get(cls)
     if decoder is not None:
         return decoder
     namespace: dict[str, Any] = {"cls": cls, "decode": decode, "_check_plain": _check_plain,
@@ -218,10 +237,9 @@ def _decoder(cls: type) -> Any:
     else:
         lines.append("    return cls(**kw)")
     exec(compile("\n".join(lines) + "\n", f"<decoder {cls.__qualname__}>", "exec"), namespace)
-    decoder = namespace["decode_one"]
-    _DECODERS[cls] = decoder
-    for name, inner_cls in inner.items():  # after registering: a class may (indirectly) contain itself
-        namespace[name] = _decoder(inner_cls)
+    decoder = made[cls] = namespace["decode_one"]
+    for name, inner_cls in inner.items():  # after `made`: a class may (indirectly) contain itself
+        namespace[name] = _build_decoder(inner_cls, made)
     return decoder
 
 
@@ -252,11 +270,12 @@ def _replacer(cls: type) -> Any:
     if not dataclasses.is_dataclass(cls) or not _fills_defaults(cls):
         replacer: Any = dataclasses.replace
     else:
+        # The generated names start with "_yurt_" so that no field name (a keyword parameter) can shadow them.
         names = [f.name for f in dataclasses.fields(cls)]
-        params = ", ".join(f"{n}=_UNSET" for n in names)
-        args = ", ".join(f"o.{n} if {n} is _UNSET else {n}" for n in names)
-        source = f"def replace_one(o, /, *, {params}):\n    return cls({args})\n"
-        namespace: dict[str, Any] = {"cls": cls, "_UNSET": _UNSET}
+        params = ", ".join(f"{n}=_yurt_unset" for n in names)
+        args = ", ".join(f"_yurt_obj.{n} if {n} is _yurt_unset else {n}" for n in names)
+        source = f"def replace_one(_yurt_obj, /, *, {params}):\n    return _yurt_cls({args})\n"
+        namespace: dict[str, Any] = {"_yurt_cls": cls, "_yurt_unset": _UNSET}
         exec(compile(source, f"<replace {cls.__qualname__}>", "exec"), namespace)
         replacer = namespace["replace_one"]
         # A misspelt field then fails with the very message dataclasses.replace gives (from __init__).

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import msgpack
 import pytest
 from builders import make_job, make_node
 from fsm_helpers import RaftHarness, tables_of
@@ -11,7 +12,7 @@ from orchestrator.fsm import FSM
 from orchestrator.fsm import commands as c
 from orchestrator.state import TABLE_NAMES, Namespace, StateError, StateStore
 from orchestrator.state.core import new_tables
-from orchestrator.state.persist import _CODECS, dump_store, load_store
+from orchestrator.state.persist import _CODECS, FORMAT_VERSION, _codec, _JobPool, dump_store, load_store, to_plain
 from orchestrator.structs import (
     DrainSpec,
     DrainStrategy,
@@ -114,3 +115,43 @@ def test_corrupt_snapshots_change_nothing(cluster):
         with pytest.raises(StateError):
             load_store(store, data)
         assert tables_of(store) == before
+
+
+def _whole_packb(store: StateStore) -> bytes:
+    """The snapshot as one msgpack.packb of the whole structure, nothing reused: what dump_store must give."""
+    pool = _JobPool()
+    tables = {}
+    for name, table in store._tables.items():
+        dump_row, _ = _codec(name)
+        position = {pk: i for i, pk in enumerate(table.rows)}
+        indexes = {index: [[position[pk] for pk in bucket] for bucket in buckets.values()]
+                   for index, buckets in table.indexes.items()}
+        tables[name] = {"Index": table.index, "Rows": [[pk, dump_row(row, pool)] for pk, row in table.rows.items()],
+                        "Indexes": indexes}
+    return msgpack.packb({"Version": FORMAT_VERSION, "Jobs": pool.encoded, "Tables": tables}, default=to_plain)
+
+
+def test_snapshots_reuse_what_the_previous_one_packed_and_stay_byte_identical():
+    h = _scheduled_cluster()
+    first = dump_store(h.store)
+    assert first == _whole_packb(h.store)
+    assert h.store._dumped_jobs and h.store._dumped_rows  # kept for the next snapshot
+    # Writes between snapshots replace some jobs and summaries and add others; the next snapshot packs those.
+    h.register_and_schedule(make_job("web", count=5, memory=256))
+    h.register_and_schedule(make_job("another", count=1))
+    h.log.ok(c.job_deregister(namespace="default", job_id="batch", purge=True))
+    second = dump_store(h.store)
+    assert second == _whole_packb(h.store) and second != first
+    assert dump_store(h.store) == second
+    # The generic scheduler sets blocked_eval on the (stored) evaluation it processes: packed again.
+    stored = next(iter(h.store._tables["evals"].rows.values()))
+    stored.blocked_eval = "set-in-place"
+    assert dump_store(h.store) == _whole_packb(h.store) != second
+    stored.blocked_eval = ""
+    restored = StateStore()
+    load_store(restored, second)
+    assert tables_of(restored) == tables_of(h.store)
+    # Only objects still stored are remembered: a purged job's packing is not kept alive.
+    stored_jobs = {id(j) for name in ("jobs", "job_versions") for j in h.store._tables[name].rows.values()}
+    stored_jobs |= {id(a.job) for a in h.store._tables["allocs"].rows.values() if a.job is not None}
+    assert set(h.store._dumped_jobs) <= stored_jobs

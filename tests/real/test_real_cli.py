@@ -1,5 +1,5 @@
 """The `yurt` CLI as users run it (one subprocess per command, Go-style flags before arguments) against real
-agent processes: the seeds' workflows on a dev agent with no client, and `server members` / `raft list-peers`
+agent processes: the seeds' workflows on a lone server with no client, and `server members` / `raft list-peers`
 on three servers. With no client every placement fails, so the assertions are on what Nomad prints then:
 the plan's diff, the placement-failure explanation, exit codes 1/2, the blocked evaluations."""
 
@@ -113,8 +113,9 @@ def children(address: str, parent: str, kind: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def agent() -> Iterator[str]:
-    """One dev agent for the tests below; each uses its own job IDs, so they do not interfere."""
-    with LocalCluster(dev=True) as cluster:
+    """One server for the tests below; each uses its own job IDs, so they do not interfere. Not a dev agent:
+    that runs a client too, and these tests want every placement to fail."""
+    with LocalCluster(servers=1) as cluster:
         cluster.start()
         ready = cluster.wait(lambda: cluster.leader(0) != "", timeout=30)
         assert ready is not None, cluster.agents[0].log.read_text()[-3000:]

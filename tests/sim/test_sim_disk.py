@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.raft import Entry, HardState
+from orchestrator.rpc import methods
 from sim.cluster import ClusterSpec, SimCluster
 from sim.disk import SimDisk
-from sim.scenarios import SERVICE_JOB, boot
+from sim.scenarios import PROBE_JOB, SERVICE_JOB, boot
 
 pytestmark = pytest.mark.sim
 
@@ -34,10 +35,13 @@ def test_servers_crashed_inside_their_fsync_lose_writes_but_no_acknowledged_stat
     for _ in range(6):
         # Catch a server with a step in flight (persisted, not yet synced) and kill it there.
         victim = None
-        for _ in range(2000):
+        for attempt in range(2000):
+            if attempt % 50 == 0:  # keep writes flowing: an idle cluster persists nothing
+                probe = dict(PROBE_JOB, ID=f"probe-{attempt}", Name=f"probe-{attempt}")
+                cluster.call(methods.JOB_REGISTER, {"Job": probe}, timeout=30)
             cluster.run(0.001)
             busy = [sid for sid in cluster.server_ids if cluster.runtime.is_up(sid)
-                    and cluster.runtime._slots[sid].busy]
+                    and cluster.runtime._slots[sid].busy and cluster.disks[sid].pending_writes()]
             if busy:
                 victim = busy[0]
                 break

@@ -165,3 +165,21 @@ def test_defaults_applied_twice_change_nothing(path):
                         task[key] = rng.choice([None, {}])
         once = with_defaults(sparse)
         assert with_defaults(once) == once
+
+
+@dataclasses.dataclass
+class _Tree:
+    name: str = ""
+    children: list["_Tree"] = dataclasses.field(default_factory=list)
+    parent: "_Tree | None" = None
+
+
+def test_a_class_that_contains_itself_gets_codecs_too():
+    data = {"Name": "root", "Children": [{"Name": "a", "Children": [{"Name": "b"}]}], "Parent": {"Name": "p"}}
+    tree = decode(_Tree, data)
+    assert tree == codec._decode_generic(_Tree, data, "")
+    assert tree.children[0].children[0].name == "b" and tree.parent.name == "p"
+    assert encode(tree) == codec._encode_generic(tree)
+    assert decode(_Tree, encode(tree)) == tree
+    with pytest.raises(codec.DecodeError, match=r"Children\[0\]\.Children\[0\]\.Name: expected a string"):
+        decode(_Tree, {"Children": [{"Children": [{"Name": 5}]}]})

@@ -194,6 +194,13 @@ class AioRuntime:
         endpoint(src, message)
         return True
 
+    def wake(self, agent_id: str) -> None:
+        """Make agent `agent_id` look at its deadlines now: something outside its inputs changed (a driver
+        recorded a task's exit, due at once). A no-op when no such agent runs. On the loop's thread only."""
+        runner = self.runners.get(agent_id)
+        if runner is not None:
+            runner.wake.set()
+
     def send(self, src: str, dst: str, message: Any) -> None:
         """Route a message: to a local endpoint by reference (messages are immutable), else over the network."""
         if self.deliver(src, dst, message):

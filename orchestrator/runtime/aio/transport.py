@@ -189,11 +189,13 @@ class _Link:
                 continue
             if writer.is_closing():
                 return
+            frames = []
             while queue.items:
                 item = queue.items.popleft()
-                writer.write(item.frame)
+                frames.append(item.frame)
                 if item.request is not None and peer is not None:
                     peer.track(item.request)
+            writer.write(b"".join(frames))  # one send for everything queued: a syscall per frame dominated
             try:
                 # A peer that stopped reading (hung, or its host died without a reset) must not hold our
                 # queue forever: give up on the connection, and its requests get their reset.

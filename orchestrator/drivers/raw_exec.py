@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.client.allocdir import TaskDir
+from orchestrator.client.allocdir import PreparedTask, TaskDir
 from orchestrator.client.logs import (
     DEFAULT_MAX_FILE_SIZE_MB,
     DEFAULT_MAX_FILES,
@@ -135,6 +135,7 @@ class RawExecDriver:
     """
 
     name = "raw_exec"
+    isolated = False  # subclasses that chroot (exec, java) get the /alloc, /local, /secrets environment
 
     def __init__(self, context: DriverContext):
         self.context = context
@@ -150,13 +151,7 @@ class RawExecDriver:
     # -- the TaskDriver port --------------------------------------------------------------------------------
 
     def start(self, now: float, alloc: Allocation, task: Task) -> str:
-        if not self.enabled:
-            raise DriverError("raw_exec is disabled on this client", recoverable=False)
-        command = (task.config or {}).get("command")
-        if not isinstance(command, str) or not command:
-            raise DriverError('raw_exec: the task config needs a "command"', recoverable=False)
-        if os.path.isabs(command) and "${" not in command and not os.path.isfile(command):
-            raise DriverError(f'failed to launch command with executor: file "{command}" not found')
+        self._validate(task)
         kill_signal = kill_signal_of(task)
         max_files, max_bytes = log_limits(task)
         task_dir = self.preparer.alloc_dir(alloc.id).task_dir(task.name)
@@ -212,6 +207,33 @@ class RawExecDriver:
 
     def next_deadline(self) -> float | None:
         return 0.0 if self._exits else None  # recorded exits are due at once: the client polls on its tick
+
+    # -- hooks for the drivers built on this one (exec, java) ------------------------------------------------
+
+    def _validate(self, task: Task) -> None:
+        """Checks made by `start`, on the loop: a DriverError refuses the task."""
+        if not self.enabled:
+            raise DriverError("raw_exec is disabled on this client", recoverable=False)
+        command = (task.config or {}).get("command")
+        if not isinstance(command, str) or not command:
+            raise DriverError('raw_exec: the task config needs a "command"', recoverable=False)
+        if os.path.isabs(command) and "${" not in command and not os.path.isfile(command):
+            raise DriverError(f'failed to launch command with executor: file "{command}" not found')
+
+    def _command(self, run: str, prepared: PreparedTask, alloc: Allocation, task: Task) -> tuple[list[str], dict]:
+        """The argv and environment to fork for one run (in a worker thread); LaunchError when it cannot be."""
+        env, config = prepared.env, task.config or {}
+        scope = node_variables(self.preparer.node, self.preparer.region)
+        command = interpolate(str(config["command"]), scope, env)
+        args = [interpolate(str(arg), scope, env) for arg in config.get("args") or []]
+        binary = lookup_binary(prepared.task_dir, command, env.get("PATH"))
+        if binary is None:
+            raise LaunchError(f'failed to launch command with executor: file "{command}" not found')
+        return [binary, *args], env
+
+    def _ended(self, run: str, result: TaskExit) -> TaskExit:
+        """Called once per run that ended or failed to launch (on the loop): releases what `_command` set up."""
+        return result
 
     # -- fingerprint and shutdown -------------------------------------------------------------------------
 
@@ -272,16 +294,10 @@ class RawExecDriver:
 
     def _spawn(self, proc: _Process, alloc: Allocation, task: Task, max_files: int, max_bytes: int) -> _Launched:
         try:
-            prepared = self.preparer.prepare(alloc, task)
+            prepared = self.preparer.prepare(alloc, task, isolated=self.isolated)
         except OSError as exc:
             raise LaunchError(f"failed to build the task directory: {exc}") from exc
-        env, config = prepared.env, task.config or {}
-        scope = node_variables(self.preparer.node, self.preparer.region)
-        command = interpolate(str(config["command"]), scope, env)
-        args = [interpolate(str(arg), scope, env) for arg in config.get("args") or []]
-        binary = lookup_binary(prepared.task_dir, command, env.get("PATH"))
-        if binary is None:
-            raise LaunchError(f'failed to launch command with executor: file "{command}" not found')
+        argv, env = self._command(proc.run, prepared, alloc, task)
         log_dir = prepared.alloc_dir.log_dir
         writers: list[RotatingLogWriter] = []
         fifos: list[Path] = []
@@ -294,7 +310,7 @@ class RawExecDriver:
                 writers.append(RotatingLogWriter(log_dir, task.name, stream, max_files=max_files, max_bytes=max_bytes))
                 readers.append(open_reader(fifos[-1]))
                 ends.append(open_task_end(fifos[-1]))
-            popen = subprocess.Popen([binary, *args], cwd=prepared.task_dir.dir, env=env, stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(argv, cwd=prepared.task_dir.dir, env=env, stdin=subprocess.DEVNULL,
                                      stdout=ends[0], stderr=ends[1], start_new_session=True, close_fds=True)
         except OSError as exc:
             for writer in writers:
@@ -316,7 +332,7 @@ class RawExecDriver:
         proc.launching = False
         if isinstance(result, Exception):
             if self._procs.pop(proc.handle, None) is proc:
-                self._record(TaskExit(proc.handle, failed=True, message=str(result)))
+                self._record(self._ended(proc.run, TaskExit(proc.handle, failed=True, message=str(result))))
             return
         proc.popen, proc.pid = result.popen, result.popen.pid
         if self._procs.get(proc.handle) is not proc:
@@ -382,8 +398,8 @@ class RawExecDriver:
         for pump in proc.pumps:
             pump.close(drain=True)
         del self._procs[proc.handle]
-        self._record(TaskExit(proc.handle, exit_code=exit_code, signal=sig,
-                              failed=bool(exit_code or sig or message), message=message))
+        self._record(self._ended(proc.run, TaskExit(proc.handle, exit_code=exit_code, signal=sig,
+                                                    failed=bool(exit_code or sig or message), message=message)))
 
     def _record(self, result: TaskExit) -> None:
         self._exits.append(result)

@@ -165,10 +165,23 @@ def _docker(context: DriverContext) -> TaskDriver:
     return DockerDriver(context.plugin_config, wake=context.wake, alloc_dir_of=context.preparer.alloc_path)
 
 
+def _exec(context: DriverContext) -> TaskDriver:
+    from .exec import ExecDriver
+
+    return ExecDriver(context)
+
+
+def _java(context: DriverContext) -> TaskDriver:
+    from .java import JavaDriver
+
+    return JavaDriver(context)
+
+
 # The drivers the agent knows. A driver whose module is missing or whose dependencies fail to import is left
 # out: its tasks cannot be placed on this node. Slow ones are fingerprinted after the node registers.
-FACTORIES: dict[str, Callable[[DriverContext], TaskDriver]] = {"raw_exec": _raw_exec, "docker": _docker}
-SLOW_DRIVERS = ("docker",)
+FACTORIES: dict[str, Callable[[DriverContext], TaskDriver]] = {"raw_exec": _raw_exec, "docker": _docker,
+                                                               "exec": _exec, "java": _java}
+SLOW_DRIVERS = ("docker", "java")  # java: its fingerprint runs `java -version`
 
 
 def load_driver(name: str, context: DriverContext) -> TaskDriver | None:

@@ -36,9 +36,10 @@ from orchestrator.runtime.aio.storage import FileStorage
 from orchestrator.server.messages import PeerLost, ServerJoin, ServerLeft
 from orchestrator.server.server import Server
 from orchestrator.state import StateReader
+from orchestrator.structs import Node
 
 from .config import AgentConfig, advertised, gc_thresholds, to_client_config, to_server_config
-from .handle import Member, QueryMeta, RpcError
+from .handle import LocalAlloc, LocalTask, Member, QueryMeta, RpcError
 
 log = logging.getLogger("yurt.agent")
 
@@ -252,6 +253,23 @@ class Agent:
         `pid` and `signal`); empty when this client does not run it."""
         runner = self.client.allocations().get(alloc_id) if self.client is not None else None
         return {name: t.handle for name, t in runner.tasks.items() if t.handle} if runner is not None else {}
+
+    def client_node(self) -> Node | None:
+        return self.client.node if self.client is not None else None
+
+    def local_alloc(self, alloc_id: str) -> LocalAlloc | None:
+        runner = self.client.allocations().get(alloc_id) if self.client is not None else None
+        if runner is None:
+            return None
+        drivers = self.drivers
+        tasks = {name: LocalTask(state=t.state.state or "pending", started=t.state.started_at is not None,
+                                 pid=drivers.pid(t.handle) if t.handle and drivers is not None else None)
+                 for name, t in runner.tasks.items()}
+        return LocalAlloc(alloc_id, runner.alloc.task_group, self.alloc_dir(alloc_id), tasks)
+
+    def signal_task(self, alloc_id: str, task: str, sig: int) -> bool:
+        handle = self.task_handles(alloc_id).get(task)
+        return handle is not None and self.drivers is not None and self.drivers.signal(handle, sig)
 
     def _join_done(self, task: asyncio.Task[Any]) -> None:
         # Nomad exits when retry_join runs out of attempts: a server that never found its peers is useless.

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.state import StateReader
+from orchestrator.structs import Node
 
 
 class RpcError(Exception):
@@ -43,6 +45,25 @@ class Member:
     port: int  # serf port (4648)
     status: str  # "alive", "failed", "left"
     tags: dict[str, str] = field(default_factory=dict)  # role, region, dc, port (rpc), build, vsn, expect...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTask:
+    """One task of an allocation this agent's client runs, as the /v1/client routes see it."""
+
+    state: str  # Nomad's task state: "pending", "running", "dead"
+    started: bool  # it ran at least once, so it may have logs
+    pid: int | None  # its process group while running, for drivers that run processes (raw_exec); else None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAlloc:
+    """An allocation this agent's client runs (or ran and still keeps): its directory and its tasks."""
+
+    id: str
+    task_group: str
+    dir: Path | None  # <alloc dir>/<alloc id>; None when it is gone from disk
+    tasks: dict[str, LocalTask]
 
 
 class AgentHandle(Protocol):
@@ -101,4 +122,19 @@ class AgentHandle(Protocol):
 
     def events(self, topics: dict[str, list[str]], index: int) -> AsyncIterator[dict[str, Any]]:
         """/v1/event/stream: events {Topic, Type, Key, Namespace, Index, Payload} from `index` on."""
+        ...
+
+    # -- the local client (/v1/client): agents without one answer 501, so these may be absent ------------
+
+    def client_node(self) -> Node | None:
+        """The node this agent's client fingerprinted and registered; None when the agent runs no client."""
+        ...
+
+    def local_alloc(self, alloc_id: str) -> LocalAlloc | None:
+        """An allocation this agent's client runs, by full ID; None when it is not on this client."""
+        ...
+
+    def signal_task(self, alloc_id: str, task: str, sig: int) -> bool:
+        """Send `sig` to a running task of a local allocation (its whole process group for raw_exec);
+        False when the task is not running or its driver cannot signal."""
         ...

@@ -1,4 +1,4 @@
-"""Agent and cluster routes: agent, status, regions, operator raft, system gc, search, and the client stubs."""
+"""Agent and cluster routes: agent, status, regions, operator raft, system gc and search."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from orchestrator.state import ALLOCS, DEPLOYMENTS, EVALS, JOBS, NODES, StateRea
 
 from .query import (
     AGENT,
-    ApiError,
     bad_request,
     blocking_read,
     json_body,
@@ -25,7 +24,6 @@ from .views import member_view
 
 routes = web.RouteTableDef()
 
-NO_CLIENT = "no client agent"
 SEARCH_LIMIT = 20  # Nomad's truncation limit per context
 SEARCH_CONTEXTS = ("allocs", "deployments", "evals", "jobs", "nodes")
 
@@ -159,13 +157,3 @@ async def search(request: web.Request) -> web.Response:
         return {"Matches": matches, "Truncations": truncations, **meta_fields(index, meta)}
 
     return await blocking_read(request, (JOBS, NODES, ALLOCS, EVALS, DEPLOYMENTS), compute)
-
-
-# -- client routes ---------------------------------------------------------------------------------------
-
-
-@routes.route("*", "/v1/client/{tail:.*}")
-async def client_routes(request: web.Request) -> web.Response:
-    # Logs, file system, stats, restart and signal are served by the agent that runs the allocation;
-    # client agents behind this API come with their own issue.
-    raise ApiError(501, NO_CLIENT)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from orchestrator.agent.handle import AgentHandle, RpcError
 
-from . import agent, allocations, deployments, job, jobs, metrics, nodes, stream
+from . import agent, allocations, client_routes, deployments, job, jobs, metrics, nodes, stream
 from .query import AGENT, INVALID_METHOD, NO_PATH_TO_REGION, NOT_FOUND_PAGE, ApiError, text_response
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def make_app(agent_handle: AgentHandle, *, stream_heartbeat: float = 10.0,
     app[stream.HEARTBEAT] = stream_heartbeat
     app[stream.STREAMS] = set()
     app.on_shutdown.append(stream.cancel_streams)
-    for module in (jobs, job, allocations, deployments, nodes, agent, metrics, stream):
+    for module in (jobs, job, allocations, deployments, nodes, agent, metrics, stream, client_routes):
         app.router.add_routes(module.routes)
     return app
 

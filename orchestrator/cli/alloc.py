@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import queue
+import random
+import signal as signals
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .flags import CommandError, FlagSet, command, err, failing, group, out, q
@@ -147,6 +153,9 @@ Logs Specific Options:
 
   -task <task-name>
     Sets the task to view the logs.
+
+  -job <job-id>
+    Use a random allocation from the specified job ID.
 
   -f
     Causes the output to not stop when the end of the logs are reached, but
@@ -433,53 +442,126 @@ def signal(args: list[str]) -> int:
     return 0
 
 
+DEFAULT_TAIL_LINES = 10
+BYTES_TO_LINES = 120  # Nomad's guess of a line's length: -n N asks for the last N * 120 bytes
+LINE_LIMIT_WAIT = 1.0  # seconds Nomad's LineLimitReader buffers, at most, before cutting the tail
+
+
 @command
 def logs(args: list[str]) -> int:
     flags = FlagSet("alloc logs", LOGS_HELP).bool("stderr").bool("verbose").string("task").bool("f").bool("tail")
     flags.int("n", -1).int("c", -1).bool("job")
     opts = flags.parse(args)
-    if not 1 <= len(opts.args) <= 2:
-        raise flags.usage_error("This command takes one of the following argument conditions:",
-                                " * A single <allocation>", " * An allocation and a task: <allocation> <task>")
+    if not opts.args:
+        raise flags.usage_error("A job ID is required" if opts.job else "An allocation ID is required")
+    if len(opts.args) > 2:
+        raise flags.usage_error("This command takes one or two arguments")
     client = flags.client(opts)
-    stub = find_alloc(client, opts.args[0])
-    task = opts.task or (opts.args[1] if len(opts.args) == 2 else "")
+    alloc_id = _random_job_alloc(client, opts.args[0]) if opts.job else opts.args[0]
+    stub = find_alloc(client, alloc_id, verbose=opts.verbose)
     tasks = _tasks(client, stub)
-    if not task:
-        if len(tasks) != 1:
-            raise CommandError(f"Allocation {q(stub['ID'])} is running the following tasks:\n"
-                               + "\n".join(f"  * {t}" for t in tasks) + "\n\nPlease specify the task.")
+    if opts.task:
+        task = _task_of(client, stub, opts.task)
+    elif len(opts.args) == 2:
+        task = opts.args[1]
+        if not task:
+            raise CommandError("Task name required")
+    elif len(tasks) == 1:
         task = tasks[0]
-    _task_of(client, stub, task)
-    tail = opts.tail or opts.n >= 0 or opts.c >= 0
-    lines = 10 if opts.n < 0 else opts.n
-    from orchestrator.api.client import ApiError
-
+    else:
+        shown = limit(stub["ID"], FULL_ID if opts.verbose else SHORT_ID)
+        raise CommandError(f"Allocation {q(shown)} is running the following tasks:\n"
+                           + "".join(f"  * {t}\n" for t in tasks) + "\nPlease specify the task.")
+    origin, offset, lines = "start", 0, -1
+    if opts.tail:
+        if opts.n != -1 and opts.c != -1:
+            raise CommandError("Both -n and -c set")
+        # As Nomad: -c is bytes from the end; otherwise -n (10 by default) lines, best effort, out of the last
+        # 120 bytes per line. Without -tail, -n and -c are ignored.
+        lines = opts.n if opts.n != -1 else (DEFAULT_TAIL_LINES if opts.c == -1 else -1)
+        origin, offset = "end", opts.c if opts.c != -1 else lines * BYTES_TO_LINES
+    chunks = client.alloc_logs(stub["ID"], task, stderr=opts.stderr, follow=opts.f, origin=origin, offset=offset)
+    context = "Error tailing file" if opts.tail else "Error reading file"
+    previous = signals.signal(signals.SIGTERM, _interrupted) if opts.f else None
     try:
-        chunks = client.alloc_logs(stub["ID"], task, stderr=opts.stderr, follow=opts.f and not tail)
-        data = b"" if not tail else b"".join(chunks)
-        if not tail:
-            for chunk in chunks:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-    except ApiError as exc:
-        raise CommandError(f"Error reading file: {exc}") from exc
-    if tail:
-        if opts.c >= 0:
-            data = data[-opts.c:] if opts.c else b""
-        else:
-            data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines else b""
+        with failing(context):
+            _copy_logs(chunks, lines, lines * BYTES_TO_LINES)
+    except KeyboardInterrupt:
+        return 0  # Nomad stops following on an interrupt or SIGTERM, successfully
+    finally:
+        if previous is not None:
+            signals.signal(signals.SIGTERM, previous)
+    return 0
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _random_job_alloc(client: ApiClient, job_id: str) -> str:
+    """-job: a random running allocation of the job, else its newest one (Nomad's getRandomJobAllocID)."""
+    with failing("Error fetching allocations"):
+        allocs = client.job_allocations(job_id)
+    if not allocs:
+        raise CommandError(f"Error fetching allocations: job {q(job_id)} doesn't exist or it has no allocations")
+    running = [a for a in allocs if a.get("ClientStatus") == "running"]
+    if running:
+        return random.choice(running)["ID"]
+    return max(allocs, key=lambda a: a.get("CreateIndex", 0))["ID"]
+
+
+def _write(data: bytes) -> None:
+    if data:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-        if opts.f:
-            # Nomad keeps following from the end after printing the tail.
-            try:
-                for chunk in client.alloc_logs(stub["ID"], task, stderr=opts.stderr, follow=True, origin="end"):
-                    sys.stdout.buffer.write(chunk)
-                    sys.stdout.buffer.flush()
-            except ApiError as exc:
-                raise CommandError(f"Error reading file: {exc}") from exc
-    return 0
+
+
+def _last_lines(data: bytes, lines: int) -> bytes:
+    return b"".join(data.splitlines(keepends=True)[-lines:]) if lines else b""
+
+
+def _copy_logs(chunks: Iterator[bytes], lines: int, search_limit: int) -> None:
+    """Log bytes to stdout as they come. With `lines`, as Nomad's LineLimitReader: what arrives first (up to
+    `search_limit` bytes, or for LINE_LIMIT_WAIT seconds) is cut to its last `lines` lines, the rest follows."""
+    if lines < 0:
+        for chunk in chunks:
+            _write(chunk)
+        return
+    # The stream is read by a thread so that the wait for the first bytes can end on time while following.
+    arrived: queue.Queue[bytes | BaseException | None] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                arrived.put(chunk)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            arrived.put(exc)
+        else:
+            arrived.put(None)
+
+    threading.Thread(target=pump, name="logs", daemon=True).start()
+    deadline = time.monotonic() + LINE_LIMIT_WAIT
+    head = bytearray()
+    done = False
+    while len(head) < search_limit:
+        try:
+            item = arrived.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        if item is None:
+            done = True
+            break
+        head += item
+    _write(_last_lines(bytes(head), lines))
+    while not done:
+        item = arrived.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item is None:
+            return
+        _write(item)
 
 
 main = group("alloc", ALLOC_HELP, {

@@ -185,6 +185,36 @@ class DockerDriver:
             attributes["driver.docker.privileged.enabled"] = "1"
         return {"attributes": attributes, "detected": True, "healthy": True, "health_description": "Healthy"}
 
+    # -- beyond the port: what the client's HTTP endpoints ask of a running task ----------------------
+
+    def stats(self, handle: str, ticks_per_core: float = 0.0) -> dict[str, Any] | None:
+        """The task's ResourceUsage (client_stats' shape, Nomad's docker figures) from the engine's stats API;
+        None when the container is not running. Blocking (the engine samples twice, ~1 s apart, so that
+        precpu_stats is filled): run it off the event loop."""
+        with self._lock:
+            container = self._find(handle)
+            if container is None or container.exited or self._client is None:
+                return None
+        try:
+            raw = self._client.api.stats(container.id, stream=False)
+        except Exception as err:  # not running any more, or the engine is gone: no figures, never an error
+            log.debug("docker: stats of %s failed: %s", container.id[:12], err)
+            return None
+        return docker_resource_usage(raw, ticks_per_core)
+
+    def signal(self, handle: str, sig: int | str) -> bool:
+        """Send `sig` to the container's main process (`alloc signal`); False when it is not running."""
+        with self._lock:
+            container = self._find(handle)
+            if container is None or container.exited or self._client is None:
+                return False
+        try:
+            self._client.api.kill(container.id, signal=sig)
+        except Exception as err:  # 409 not running, 404 gone: the caller reports it cannot signal the task
+            log.debug("docker: signal %s to %s failed: %s", sig, container.id[:12], err)
+            return False
+        return True
+
     def running_handles(self) -> list[str]:
         with self._lock:
             return [c.handle for c in self._containers.values() if not c.exited]
@@ -488,3 +518,48 @@ class DockerDriver:
         if container is not None:
             return container
         return next((c for c in self._containers.values() if c.handle == handle), None)
+
+
+# What Nomad's docker driver reports as measured (drivers/docker/util/stats_posix.go); cgroup v2 has no RSS or
+# max usage in the engine's figures.
+MEMORY_MEASURED = ["RSS", "Cache", "Swap", "Usage", "Max Usage"]
+MEMORY_MEASURED_V2 = ["Cache", "Swap", "Usage"]
+CPU_MEASURED = ["Throttled Periods", "Throttled Time", "Percent"]
+
+
+def _cpu_percent(new: int, old: int, new_total: int, old_total: int, cores: int) -> float:
+    """Nomad's CalculateCPUPercent: a counter's share of another's growth, times the cores."""
+    numerator, denominator = new - old, new_total - old_total
+    return numerator / denominator * cores * 100.0 if numerator > 0 and denominator > 0 else 0.0
+
+
+def docker_resource_usage(raw: dict[str, Any], ticks_per_core: float = 0.0) -> dict[str, Any]:
+    """Nomad's ResourceUsage from one reading of the engine's stats API, with exactly the keys
+    client_stats.resource_usage has (sum_usage adds them up key by key)."""
+    memory = raw.get("memory_stats") or {}
+    figures = memory.get("stats") or {}
+    cache = figures.get("cache", 0)
+    measured = MEMORY_MEASURED
+    if not cache:  # cgroup v2 calls the page cache "file"
+        cache = figures.get("file", 0)
+        measured = MEMORY_MEASURED_V2
+    cpu, pre = raw.get("cpu_stats") or {}, raw.get("precpu_stats") or {}
+    usage, pre_usage = cpu.get("cpu_usage") or {}, pre.get("cpu_usage") or {}
+    throttling = cpu.get("throttling_data") or {}
+    # Nomad multiplies by the agent's CPU count (runtime.NumCPU); the engine's own count of the container's is
+    # the same figure seen from the engine, which may run elsewhere than the agent.
+    cores = cpu.get("online_cpus") or len(usage.get("percpu_usage") or []) or 1
+    total, pre_total = usage.get("total_usage", 0), pre_usage.get("total_usage", 0)
+    percent = _cpu_percent(total, pre_total, cpu.get("system_cpu_usage", 0), pre.get("system_cpu_usage", 0), cores)
+    system = _cpu_percent(usage.get("usage_in_kernelmode", 0), pre_usage.get("usage_in_kernelmode", 0), total,
+                          pre_total, cores)
+    user = _cpu_percent(usage.get("usage_in_usermode", 0), pre_usage.get("usage_in_usermode", 0), total,
+                        pre_total, cores)
+    return {"MemoryStats": {"RSS": figures.get("rss", 0), "Cache": cache, "Swap": figures.get("swap", 0),
+                            "Usage": memory.get("usage", 0), "MaxUsage": memory.get("max_usage", 0),
+                            "KernelUsage": 0, "KernelMaxUsage": 0, "Measured": list(measured)},
+            "CpuStats": {"SystemMode": system, "UserMode": user, "TotalTicks": percent / 100 * ticks_per_core,
+                         "ThrottledPeriods": throttling.get("throttled_periods", 0),
+                         "ThrottledTime": throttling.get("throttled_time", 0), "Percent": percent,
+                         "Measured": list(CPU_MEASURED)},
+            "DeviceStats": None}

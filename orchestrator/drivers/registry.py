@@ -83,6 +83,13 @@ class DriverSet:
         lookup = getattr(found[0], "pid", None) if found is not None else None
         return lookup(found[1]) if lookup is not None and found is not None else None
 
+    def stats(self, handle: str, ticks_per_core: float = 0.0) -> dict[str, Any] | None:
+        """The task's ResourceUsage as its driver measures it (docker: the engine's stats API); None for drivers
+        that measure nothing themselves (raw_exec, exec: their `pid` is read from /proc instead). Blocking."""
+        found = self._route(handle)
+        measure = getattr(found[0], "stats", None) if found is not None else None
+        return measure(found[1], ticks_per_core) if measure is not None and found is not None else None
+
     def signal(self, handle: str, sig: int) -> bool:
         """Send a signal to the task (`alloc signal`); False when its driver cannot or it is not running."""
         found = self._route(handle)

@@ -24,6 +24,7 @@ from orchestrator import __version__
 from orchestrator.api.events import EventBroker
 from orchestrator.api.http import bound_port, serve
 from orchestrator.client import ClientAgent, InMemoryClientStateStore, NodeChanged, RegisterNow
+from orchestrator.client.agent import RestartTask
 from orchestrator.client.allocdir import TaskPreparer, alloc_dir_of
 from orchestrator.client.fingerprint import NodeSpec, fingerprint_node, node_identity
 from orchestrator.client.state_file import FileClientStateStore
@@ -201,6 +202,7 @@ class Agent:
                  ",".join(sorted(n for n, i in infos.items() if i.detected and i.healthy)) or "none")
         client_config = to_client_config(config)
         client_config.update_at_once_when_idle = True
+        client_config.gc_max_allocs = config.client.gc_max_allocs
         if config.dev_mode:
             client_config.register_retry = DEV_REGISTER_RETRY
 
@@ -263,9 +265,17 @@ class Agent:
             return None
         drivers = self.drivers
         tasks = {name: LocalTask(state=t.state.state or "pending", started=t.state.started_at is not None,
-                                 pid=drivers.pid(t.handle) if t.handle and drivers is not None else None)
+                                 pid=drivers.pid(t.handle) if t.handle and drivers is not None else None,
+                                 handle=t.handle or None)
                  for name, t in runner.tasks.items()}
         return LocalAlloc(alloc_id, runner.alloc.task_group, self.alloc_dir(alloc_id), tasks)
+
+    def restart_task(self, alloc_id: str, task: str = "") -> bool:
+        """Ask the client to restart a task (every running one when `task` is empty) with its kill signal,
+        outside its restart policy; False when this agent runs no client."""
+        if self.client is None or self.runtime is None:
+            return False
+        return self.runtime.deliver(f"agent-{self.name}", self.client.id, RestartTask(alloc_id, task))
 
     def signal_task(self, alloc_id: str, task: str, sig: int) -> bool:
         handle = self.task_handles(alloc_id).get(task)

@@ -54,6 +54,7 @@ class LocalTask:
     state: str  # Nomad's task state: "pending", "running", "dead"
     started: bool  # it ran at least once, so it may have logs
     pid: int | None  # its process group while running, for drivers that run processes (raw_exec); else None
+    handle: str | None = None  # its driver handle while it has one (docker's stats come through it)
 
 
 @dataclass(frozen=True, slots=True)

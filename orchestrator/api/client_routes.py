@@ -249,6 +249,17 @@ async def allocation_stats(request: web.Request) -> web.Response:
         if usage is not None:
             tasks[name] = {"ResourceUsage": client_stats.task_usage(groups[name], usage, _SAMPLES, per_core),
                            "Timestamp": now, "Pids": None}
+    # Tasks without a process of ours (docker containers) report through their driver; the engine's stats call
+    # blocks for about a second, so off the event loop and all at once.
+    agent = request.app[AGENT]
+    drivers = getattr(agent, "drivers", None)
+    others = {name: t.handle for name, t in local.tasks.items()
+              if t.state == "running" and not t.pid and t.handle and name not in tasks}
+    if others and drivers is not None and hasattr(drivers, "stats"):
+        found = await asyncio.gather(*(asyncio.to_thread(drivers.stats, h, per_core) for h in others.values()))
+        for name, usage in zip(others, found, strict=True):
+            if usage is not None:
+                tasks[name] = {"ResourceUsage": usage, "Timestamp": now, "Pids": None}
     client_stats.forget_gone(_SAMPLES, set(groups.values()))
     total = client_stats.sum_usage([t["ResourceUsage"] for t in tasks.values()])
     return json_response(request, {"ResourceUsage": total, "Tasks": tasks, "Timestamp": now})
@@ -312,14 +323,20 @@ def _signal_number(name: str) -> int:
 @routes.put("/v1/client/allocation/{alloc_id}/restart")
 @routes.post("/v1/client/allocation/{alloc_id}/restart")
 async def allocation_restart(request: web.Request) -> web.Response:
-    """Restart one task, or every running one. The client has no restart hook yet, so the task's process
-    group is sent SIGKILL and its restart policy brings it back: unlike Nomad's restart, this counts as a
-    failed attempt against the policy and waits the policy's delay."""
+    """Restart one task, or every running one, as Nomad's client does: stopped with its kill signal and
+    timeout and started again at once, without using an attempt of its restart policy. Agents without the
+    client's restart hook (API fakes) fall back to SIGKILL and the restart policy."""
     agent, _ = _client(request)
     body = await json_body(request, "struct { TaskName string }", optional=True)
     task = typed(body, "TaskName", (str,), ".TaskName", "string", "")
     local = _local(request)
-    for name in _running_targets(local, task):
+    targets = _running_targets(local, task)
+    restart = getattr(agent, "restart_task", None)
+    if restart is not None:
+        if not restart(local.id, task):
+            raise bad_request("Failed to restart: no client to restart the task")
+        return json_response(request, {"Index": 0})
+    for name in targets:
         if not agent.signal_task(local.id, name, signal.SIGKILL):
             raise bad_request(f"Failed to restart task {name}: its driver cannot restart it")
     return json_response(request, {"Index": 0})

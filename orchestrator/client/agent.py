@@ -35,6 +35,15 @@ class NodeChanged:
     node: Node
 
 
+@dataclass(frozen=True, slots=True)
+class RestartTask:
+    """From the agent process (`PUT /v1/client/allocation/:id/restart`): restart a task of an allocation this
+    client runs, or every running task of it when `task` is empty. Not an attempt of the restart policy."""
+
+    alloc_id: str
+    task: str = ""
+
+
 class ClientRng(Protocol):
     def random(self) -> float: ...
     def randrange(self, stop: int, /) -> int: ...
@@ -51,6 +60,7 @@ class ClientConfig:
     alloc_sync_retry: float = 5.0  # after a failed Node.UpdateAlloc (plus stagger), as Nomad
     watch_retry: float = 5.0  # after every server failed the allocation watch (plus stagger)
     max_kill_timeout: float = 30.0  # caps a task's kill_timeout, as the client's max_kill_timeout
+    gc_max_allocs: int = 50  # beyond this many allocations kept, the oldest terminal ones are collected
     # Nomad sends its batched updates on a 200 ms ticker. With this set, a change after a quiet spell of
     # update_interval goes out at once (later ones are still batched): a task is seen running sooner.
     update_at_once_when_idle: bool = False
@@ -89,6 +99,7 @@ class ClientAgent:
         self._watch_at: float | None = None
         self._ignored: dict[str, int] = {}  # terminal on arrival: never run; id -> AllocModifyIndex
         self._forgetting: set[str] = set()  # no longer listed by the servers: killed, then forgotten
+        self._terminal_since: dict[str, float] = {}  # terminal allocations kept, oldest first: GC order
         self._handles: dict[str, tuple[str, str]] = {}  # driver handle -> (alloc id, task name)
         self._timers: list[tuple[float, str]] = []  # (deadline, alloc id), stale entries skipped
         self._scheduled: dict[str, float] = {}
@@ -154,6 +165,8 @@ class ClientAgent:
         elif isinstance(message, RegisterNow) and not self.registered and not self.calls.in_flight(REGISTER):
             self._register_at = now
             self._streak.pop(REGISTER, None)
+        elif isinstance(message, RestartTask):
+            self.restart_task(now, message.alloc_id, message.task or None)
         elif isinstance(message, NodeChanged) and message.node.id == self.node.id:
             self.node = message.node
             self._register_args = {"Node": encode(replace(message.node, status="ready"))}
@@ -184,6 +197,17 @@ class ClientAgent:
         candidates = [self._register_at, self._heartbeat_at, self._watch_at, self._flush_at,
                       self.calls.next_deadline(), self.driver.next_deadline(), timers[0][0] if timers else None]
         return min((t for t in candidates if t is not None), default=None)
+
+    def restart_task(self, now: float, alloc_id: str, task: str | None = None) -> list[str]:
+        """Restart a task (every running one when `task` is None) of a running allocation: the task is stopped
+        with its kill signal and timeout and started again once it exited. The names of the tasks restarted."""
+        self._boot(now)
+        runner = self.runners.get(alloc_id)
+        if runner is None or alloc_id in self._forgetting:
+            return []
+        names = runner.restart(now, task)
+        self._after_runner(now, runner)
+        return names
 
     # -- views for tests, invariant checks and the simulator -----------------------------------------
 
@@ -267,8 +291,11 @@ class ClientAgent:
             self._on_alloc_list(now, call, result)
         elif kind == PULL:
             self._on_allocs_pulled(now, call, result)
-        elif kind == UPDATE and self._report:
-            self._arm_flush(now)
+        elif kind == UPDATE:
+            if self._report:
+                self._arm_flush(now)
+            if len(self.runners) > self.config.gc_max_allocs:
+                self._collect(now)  # the allocations just acknowledged may be collected now
 
     def _failed(self, now: float, call: Call, error: str) -> None:
         self.counters["rpc_failures"] += 1
@@ -419,6 +446,7 @@ class ClientAgent:
         self._persist_runners.discard(alloc_id)
         self._persist_allocs.pop(alloc_id, None)
         self._persist_deleted.append(alloc_id)
+        self._terminal_since.pop(alloc_id, None)
         if self.on_forget is not None:
             self.on_forget(alloc_id)
 
@@ -453,6 +481,32 @@ class ClientAgent:
         elif self._scheduled.get(alloc_id) != deadline:
             self._scheduled[alloc_id] = deadline
             heapq.heappush(self._timers, (deadline, alloc_id))
+        if runner.terminal():
+            self._terminal_since.setdefault(alloc_id, now)
+        else:
+            self._terminal_since.pop(alloc_id, None)  # cannot happen today; keeps GC from taking a live one
+        if len(self.runners) > self.config.gc_max_allocs:
+            self._collect(now)
+
+    def _collect(self, now: float) -> None:
+        """Nomad's client GC by gc_max_allocs: forget the oldest terminal allocations (their directories go
+        through on_forget) until no more than gc_max_allocs are kept. An allocation whose final state the
+        servers have not acknowledged yet is kept until they have; running ones are never collected."""
+        unsent = set(self._report)
+        for call in self.calls.pending.values():
+            if call.kind == UPDATE:
+                unsent.update(call.payload)
+        excess = len(self.runners) - self.config.gc_max_allocs
+        for alloc_id in sorted(self._terminal_since, key=self._terminal_since.__getitem__):
+            if excess <= 0:
+                return
+            runner = self.runners.get(alloc_id)
+            if runner is None or alloc_id in unsent or not runner.terminal():
+                continue
+            # Still listed by the servers: remembered as ignored so that it is not pulled and run again.
+            self._ignored[alloc_id] = runner.alloc.alloc_modify_index
+            self._forget(alloc_id)
+            excess -= 1
 
     # -- batched updates and persistence --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from .taskrunner import (
     DEAD,
     EVENT_ALLOC_UNHEALTHY,
     EVENT_LEADER_DEAD,
+    EVENT_MAIN_DEAD,
     EVENT_SIBLING_FAILED,
     PENDING,
     RUNNING,
@@ -22,6 +23,7 @@ from .taskrunner import (
 
 DEFAULT_MIN_HEALTHY_TIME = 10.0
 DEFAULT_HEALTHY_DEADLINE = 300.0
+PRESTART, POSTSTART, POSTSTOP = "prestart", "poststart", "poststop"
 
 
 def client_status_of(states: list[str], failed: bool) -> tuple[str, str]:
@@ -107,6 +109,7 @@ class AllocRunner:
         self.health: HealthWatch | None = None
         self.health_decided_for = ""  # the deployment whose health we set (until the servers echo it)
         self.stopping = False
+        self.kill_tasks_at: float | None = None  # stopping: when the group's shutdown_delay ends
         self.changed = True
         self._seen: tuple[Any, ...] = ()
 
@@ -120,7 +123,9 @@ class AllocRunner:
         return {r.handle: name for name, r in self.tasks.items() if r.handle is not None}
 
     def next_deadline(self) -> float | None:
-        times = [r.restart_at for r in self.tasks.values() if r.restart_at is not None]
+        times = [t for t in (r.next_deadline() for r in self.tasks.values()) if t is not None]
+        if self.kill_tasks_at is not None:
+            times.append(self.kill_tasks_at)
         if self.health is not None:
             times.append(self.health.next_deadline())
         return min(times) if times else None
@@ -141,9 +146,7 @@ class AllocRunner:
         if self.alloc.job is None or self.group is None:
             self.client_status, self.client_description = "failed", "Allocation has no job or task group"
             return
-        for runner in self.tasks.values():
-            runner.run(now, self.alloc)
-        self._refresh(now)
+        self._refresh(now)  # starts the tasks whose lifecycle allows it (see _advance)
 
     def update(self, now: float, alloc: Allocation) -> None:
         """A newer version of the allocation from the servers."""
@@ -170,31 +173,64 @@ class AllocRunner:
         if runner is None:
             return
         runner.on_exit(now, result)
+        if runner.restart_at is not None and runner.restart_at <= now:
+            runner.tick(now, self.alloc)  # a user-requested restart starts again at once
         if runner.dead and not self.stopping:
             self._after_task_death(now, runner)
         self._refresh(now)
 
     def tick(self, now: float) -> None:
+        if self.kill_tasks_at is not None and now >= self.kill_tasks_at:
+            self.kill_tasks_at = None
+            self._kill_tasks(now)
         for runner in self.tasks.values():
-            if runner.restart_at is not None and now >= runner.restart_at:
+            deadline = runner.next_deadline()
+            if deadline is not None and now >= deadline:
                 runner.tick(now, self.alloc)
                 if runner.dead and not self.stopping:
                     self._after_task_death(now, runner)
         self._refresh(now)
+
+    def restart(self, now: float, task_name: str | None = None) -> list[str]:
+        """A user asked to restart one task, or every running one: the names of the tasks being restarted
+        (none when the task is unknown or not running, or the allocation is stopping)."""
+        if self.stopping:
+            return []
+        if task_name:
+            runner = self.tasks.get(task_name)
+            names = [task_name] if runner is not None and runner.restart(now) else []
+        else:
+            names = [name for name, runner in self.tasks.items() if runner.restart(now)]
+        self._refresh(now)
+        return names
 
     def kill(self, now: float) -> None:
         """Stop every task (desired status stop/evict, migration, or the servers forgot the allocation)."""
         if not self.stopping:
             self.stopping = True
             self.health = None
-            for runner in self.tasks.values():
-                runner.kill(now)
+            delay = self.group.shutdown_delay if self.group is not None else None
+            if delay:
+                # The group's shutdown_delay runs before any task is told to stop (Nomad's group service
+                # hook waits it out in PreKill, after deregistering the group's services).
+                self.kill_tasks_at = now + delay / 1e9
+            else:
+                self._kill_tasks(now)
         self._refresh(now)
+
+    def _kill_tasks(self, now: float) -> None:
+        for runner in self.tasks.values():
+            # Poststop tasks are not killed: they run once every other task is dead (Nomad's killTasks).
+            if runner.hook != POSTSTOP:
+                runner.kill(now)
 
     # -- internals ----------------------------------------------------------------------------------
 
     def _after_task_death(self, now: float, dead: TaskRunner) -> None:
-        """A failed task takes its siblings down, and so does the death of a leader (as in Nomad)."""
+        """A failed task takes its siblings down, and so does the death of a leader (as in Nomad). Poststop
+        tasks neither take others down nor are taken down: they run after everything else."""
+        if dead.hook == POSTSTOP:
+            return
         if dead.state.failed:
             cause = {"type": EVENT_SIBLING_FAILED, "failed_sibling": dead.name,
                      "details": {"failed_sibling": dead.name}}
@@ -203,10 +239,57 @@ class AllocRunner:
         else:
             return
         for runner in self.tasks.values():
-            if not runner.dead:
+            if not runner.dead and runner.hook != POSTSTOP:
                 fields = dict(cause)
                 kind = fields.pop("type")
                 runner.kill(now, new_event(now, kind, **fields))
+
+    def _advance(self, now: float) -> None:
+        """Nomad's task coordinator: start the tasks whose lifecycle hook allows it, and stop the sidecars once
+        the main tasks are dead. Repeated until nothing changes (a start that fails at once may open a gate)."""
+        if self.alloc.job is None or self.group is None:
+            return
+        for _ in range(len(self.tasks) + 2):
+            before = sum(r.version for r in self.tasks.values())
+            self._advance_once(now)
+            if sum(r.version for r in self.tasks.values()) == before:
+                return
+
+    def _advance_once(self, now: float) -> None:
+        runners = list(self.tasks.values())
+        prestart = [r for r in runners if r.hook == PRESTART]
+        main = [r for r in runners if r.hook not in (PRESTART, POSTSTART, POSTSTOP)]
+        poststart = [r for r in runners if r.hook == POSTSTART]
+        if not self.stopping:
+            for runner in prestart:
+                if not runner.launched:
+                    runner.run(now, self.alloc)
+            # Main tasks wait for the init tasks to complete successfully and for the prestart sidecars to run.
+            if all(r.state.state == RUNNING if r.sidecar else r.dead and not r.state.failed for r in prestart):
+                for runner in main:
+                    if not runner.launched:
+                        runner.run(now, self.alloc)
+                if main and all(r.state.state == RUNNING for r in main):
+                    for runner in poststart:
+                        if not runner.launched:
+                            runner.run(now, self.alloc)
+        others = [r for r in runners if r.hook != POSTSTOP]
+        live = [r for r in others if not r.dead]
+        if live and all(r.sidecar for r in live) and any(r.launched for r in main):
+            # Only sidecars are left: the work they served is done (Nomad's "Main Tasks Dead").
+            for runner in live:
+                runner.kill(now, new_event(now, EVENT_MAIN_DEAD))
+            live = [r for r in others if not r.dead]
+        if not live:
+            for runner in runners:
+                if runner.hook == POSTSTOP and not runner.launched:
+                    runner.run(now, self.alloc)
+
+    def _health_tasks(self) -> list[TaskRunner]:
+        """The tasks deployment health waits for: main tasks and sidecars; short-lived lifecycle tasks count
+        only if they failed, and poststop tasks not at all (as Nomad's health tracker)."""
+        return [r for r in self.tasks.values()
+                if r.hook != POSTSTOP and (r.sidecar or not r.hook or r.state.failed)]
 
     def _watch_health(self, now: float) -> None:
         alloc = self.alloc
@@ -230,9 +313,10 @@ class AllocRunner:
 
     def _refresh(self, now: float) -> None:
         """Recompute the client status and deployment health after any change; mark what changed."""
+        self._advance(now)
         runners = list(self.tasks.values())
         if self.health is not None:
-            verdict, reason = self.health.observe(runners)
+            verdict, reason = self.health.observe(self._health_tasks())
             if verdict is None and self.health.healthy_at is not None and now >= self.health.healthy_at:
                 verdict = True
             elif verdict is None and now >= self.health.deadline:
@@ -268,7 +352,7 @@ class AllocRunner:
     def dump(self) -> dict[str, Any]:
         return {"ClientStatus": self.client_status, "ClientDescription": self.client_description,
                 "DeploymentStatus": self.deployment_status, "HealthDecidedFor": self.health_decided_for,
-                "Stopping": self.stopping,
+                "Stopping": self.stopping, "KillTasksAt": self.kill_tasks_at,
                 "Health": self.health.dump() if self.health is not None else None,
                 "Tasks": {name: runner.dump() for name, runner in self.tasks.items()}}
 
@@ -280,6 +364,7 @@ class AllocRunner:
         self.deployment_status = data.get("DeploymentStatus")
         self.health_decided_for = data.get("HealthDecidedFor", "")
         self.stopping = bool(data.get("Stopping"))
+        self.kill_tasks_at = data.get("KillTasksAt")
         health = data.get("Health")
         self.health = HealthWatch.load(health) if health else None
         for name, task_data in (data.get("Tasks") or {}).items():

@@ -24,6 +24,10 @@ EVENT_DRIVER_FAILURE = "Driver Failure"
 EVENT_SIBLING_FAILED = "Sibling Task Failed"
 EVENT_LEADER_DEAD = "Leader Task Dead"
 EVENT_ALLOC_UNHEALTHY = "Alloc Unhealthy"
+EVENT_MAIN_DEAD = "Main Tasks Dead"
+EVENT_SHUTDOWN_DELAY = "Waiting for shutdown delay"
+EVENT_RESTART_SIGNALED = "Restart Signaled"
+REASON_USER_RESTART = "User requested restart"
 BUILDING_TASK_DIR = "Building Task Directory"
 
 MAX_EVENTS = 10  # Nomad keeps the last 10 events of a task
@@ -69,6 +73,10 @@ def display_message(event: TaskEvent, kill_timeout: str = "") -> str:
         return f'Task\'s sibling "{event.failed_sibling}" failed' if event.failed_sibling else "Task's sibling failed"
     if kind == EVENT_LEADER_DEAD:
         return "Leader Task in Group dead"
+    if kind == EVENT_MAIN_DEAD:
+        return "Main tasks in the group died"
+    if kind == EVENT_RESTART_SIGNALED:
+        return event.restart_reason or "Task signaled to restart"
     return event.message
 
 
@@ -87,8 +95,11 @@ class TaskRunner:
         self.tracker = RestartTracker(policy, job_type, rng, lifecycle_hook=hook, sidecar=sidecar)
         self.handle: str | None = None
         self.restart_at: float | None = None  # when a restart delay ends
+        self.kill_at: float | None = None  # when the shutdown_delay ends and the kill signal is sent
         self.started_at: float | None = None  # unix seconds of the current run's start
         self.killing = False  # the client asked the task to stop: it is never restarted again
+        # A user asked for a restart: the next exit starts the task again at once, outside the policy.
+        self.restarting = False
         self.setup_done = False
         timeout = task.kill_timeout / 1e9 if task.kill_timeout else DEFAULT_KILL_TIMEOUT
         self.kill_timeout = min(timeout, max_kill_timeout)
@@ -102,6 +113,20 @@ class TaskRunner:
     def dead(self) -> bool:
         return self.state.state == DEAD
 
+    @property
+    def hook(self) -> str:
+        """The lifecycle hook ("prestart", "poststart", "poststop"), "" for a main task."""
+        return self.task.lifecycle.hook if self.task.lifecycle is not None else ""
+
+    @property
+    def sidecar(self) -> bool:
+        return self.task.lifecycle is not None and self.task.lifecycle.sidecar
+
+    @property
+    def launched(self) -> bool:
+        """Started once already (or dead before it could be): the lifecycle coordinator is done with it."""
+        return self.setup_done or self.dead
+
     def encoded_state(self) -> dict[str, Any]:
         """The TaskState as API JSON, cached until the next change (sent and persisted alike)."""
         if self._encoded is None:
@@ -113,7 +138,8 @@ class TaskRunner:
         return self._encoded
 
     def next_deadline(self) -> float | None:
-        return self.restart_at
+        times = [t for t in (self.restart_at, self.kill_at) if t is not None]
+        return min(times) if times else None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -151,6 +177,7 @@ class TaskRunner:
     def run(self, now: float, alloc: Allocation) -> None:
         """Start (or restart) the task through the driver."""
         self.restart_at = None
+        self.restarting = False  # a restart asked for the previous run: this is the new one
         if self.killing or self.dead:
             return
         if not self.setup_done:
@@ -167,20 +194,34 @@ class TaskRunner:
         self.set_state(now, RUNNING)
 
     def tick(self, now: float, alloc: Allocation) -> None:
+        if self.kill_at is not None and now >= self.kill_at:
+            self.kill_at = None
+            if self.handle is not None:
+                self.driver.stop(now, self.handle, self.kill_timeout)
         if self.restart_at is not None and now >= self.restart_at:
             self.run(now, alloc)
 
     def on_exit(self, now: float, result: TaskExit) -> None:
         """The driver reported the task's process ended."""
         self.handle = None
+        self.kill_at = None  # ended during its shutdown delay: nothing left to signal
         self.emit(new_event(now, EVENT_TERMINATED, exit_code=result.exit_code, signal=result.signal,
                             message=result.message,
                             details={"exit_code": str(result.exit_code), "signal": str(result.signal),
                                      "oom_killed": "false", "exit_message": result.message}))
         if self.killing:
             # Killed on purpose: Nomad's restart tracker answers TaskKilled and the task stays down.
+            self.restarting = False
             self.emit(new_event(now, EVENT_KILLED))
             self.set_state(now, DEAD)
+            return
+        if self.restarting:
+            # Nomad's tracker answers a triggered restart with no delay and no reason, and counts no attempt.
+            self.restarting = False
+            self.emit(new_event(now, EVENT_RESTARTING, start_delay=0,
+                                details={"restart_reason": "", "start_delay": "0"}))
+            self.set_state(now, PENDING)
+            self.restart_at = now
             return
         decision = self.tracker.on_exit(now, result.exit_code, result.signal, result.message)
         self._after_exit(now, decision, successful=not result.failed)
@@ -199,6 +240,17 @@ class TaskRunner:
         self.set_state(now, PENDING)
         self.restart_at = now + decision.delay
 
+    def restart(self, now: float, reason: str = REASON_USER_RESTART) -> bool:
+        """Stop the running task with its kill signal and timeout, then start it again as soon as it exits
+        (Nomad's TaskRunner.Restart). False when it is not running, or already stopping or restarting."""
+        if self.handle is None or self.killing or self.restarting or self.state.state != RUNNING:
+            return False
+        self.restarting = True
+        self.emit(new_event(now, EVENT_RESTART_SIGNALED, restart_reason=reason,
+                            details={"restart_reason": reason}))
+        self.driver.stop(now, self.handle, self.kill_timeout)
+        return True
+
     def kill(self, now: float, cause: TaskEvent | None = None) -> None:
         """Stop the task for good: interrupt it, and let the driver force-kill it after the kill timeout."""
         if self.dead or self.killing:
@@ -209,6 +261,16 @@ class TaskRunner:
         if self.handle is not None:
             timeout = go_duration(to_ns(self.kill_timeout))
             self.emit(new_event(now, EVENT_KILLING, details={"kill_timeout": timeout}))
+            delay = self.task.shutdown_delay
+            if delay and not self.restarting:
+                # Nomad waits shutdown_delay before the kill signal (services deregister first); the task
+                # is reported pending meanwhile, as Nomad's handleKill does.
+                event = new_event(now, EVENT_SHUTDOWN_DELAY)
+                event.display_message = f"Waiting for shutdown_delay of {go_duration(delay)} before killing the task."
+                self.emit(event)
+                self.set_state(now, PENDING)
+                self.kill_at = now + delay / 1e9
+                return
             self.driver.stop(now, self.handle, self.kill_timeout)
             return
         # Not running (waiting to restart, or never started): nothing to signal, it is dead at once.
@@ -221,8 +283,8 @@ class TaskRunner:
 
     def dump(self) -> dict[str, Any]:
         return {"State": self.encoded_state(), "Handle": self.handle or "", "Restart": self.tracker.dump(),
-                "RestartAt": self.restart_at, "StartedAt": self.started_at, "Killing": self.killing,
-                "SetupDone": self.setup_done}
+                "RestartAt": self.restart_at, "KillAt": self.kill_at, "StartedAt": self.started_at,
+                "Killing": self.killing, "Restarting": self.restarting, "SetupDone": self.setup_done}
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = decode(TaskState, data.get("State"))
@@ -230,7 +292,9 @@ class TaskRunner:
         self.handle = data.get("Handle") or None
         self.tracker.load(data.get("Restart"))
         self.restart_at = data.get("RestartAt")
+        self.kill_at = data.get("KillAt")
         self.started_at = data.get("StartedAt")
         self.killing = bool(data.get("Killing"))
+        self.restarting = bool(data.get("Restarting"))
         self.setup_done = bool(data.get("SetupDone"))
         self._changed()

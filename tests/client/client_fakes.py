@@ -6,6 +6,7 @@ from random import Random
 from typing import Any
 
 from orchestrator.client.agent import ClientAgent, ClientConfig
+from orchestrator.client.allocrunner import AllocRunner
 from orchestrator.client.state import InMemoryClientStateStore
 from orchestrator.drivers.simulated import SimulatedDriver
 from orchestrator.rpc.messages import RpcRequest, RpcResponse, methods
@@ -202,3 +203,32 @@ class Loop:
 
     def run_for(self, seconds: float) -> None:
         self.run_until(self.now + seconds)
+
+BENCH_T0 = 1_700_000_000.0
+
+
+class RunnerBench:
+    """One AllocRunner on a simulated driver, stepped through virtual time (allocation-level tests)."""
+
+    def __init__(self, job, *, deployment_id: str = "", seed: int = 1):
+        self.driver = SimulatedDriver(Random(seed))
+        self.alloc = make_alloc("alloc-1", job, deployment_id=deployment_id)
+        self.runner = AllocRunner(self.alloc, self.driver, Random(seed + 1))
+        self.now = BENCH_T0
+        self.runner.run(self.now)
+
+    def advance(self, seconds: float) -> None:
+        until = self.now + seconds
+        while True:
+            times = [t for t in (self.driver.next_deadline(), self.runner.next_deadline()) if t is not None]
+            if not times or min(times) > until:
+                self.now = until
+                return
+            self.now = max(self.now, min(times))
+            handles = self.runner.handles()
+            for result in self.driver.poll(self.now):
+                self.runner.on_exit(self.now, handles[result.handle], result)
+            self.runner.tick(self.now)
+
+    def events(self, task: str = "t") -> list[tuple[str, str]]:
+        return [(e.type, e.display_message) for e in self.runner.tasks[task].state.events]

@@ -4,48 +4,23 @@ from dataclasses import replace
 from random import Random
 
 import pytest
-from client_fakes import make_alloc, make_job
+from client_fakes import RunnerBench, make_job
 
 from orchestrator.client.allocrunner import AllocRunner, client_status_of
-from orchestrator.drivers.simulated import SimulatedDriver
 from orchestrator.structs import SECOND
 from orchestrator.structs.timefmt import go_duration, parse_rfc3339, to_ns
 
 T0 = 1_700_000_000.0
 
 
-class Bench:
+class Bench(RunnerBench):
     """One AllocRunner on a simulated driver, stepped through virtual time."""
-
-    def __init__(self, job, *, deployment_id: str = "", seed: int = 1):
-        self.driver = SimulatedDriver(Random(seed))
-        self.alloc = make_alloc("alloc-1", job, deployment_id=deployment_id)
-        self.runner = AllocRunner(self.alloc, self.driver, Random(seed + 1))
-        self.now = T0
-        self.runner.run(self.now)
-
-    def advance(self, seconds: float) -> None:
-        until = self.now + seconds
-        while True:
-            times = [t for t in (self.driver.next_deadline(), self.runner.next_deadline()) if t is not None]
-            if not times or min(times) > until:
-                self.now = until
-                return
-            self.now = max(self.now, min(times))
-            handles = self.runner.handles()
-            for result in self.driver.poll(self.now):
-                self.runner.on_exit(self.now, handles[result.handle], result)
-            self.runner.tick(self.now)
-
-    def events(self, task: str = "t") -> list[tuple[str, str]]:
-        return [(e.type, e.display_message) for e in self.runner.tasks[task].state.events]
 
     def state(self, task: str = "t"):
         return self.runner.tasks[task].state
 
     def status(self) -> tuple[str, str]:
         return self.runner.client_status, self.runner.client_description
-
 
 def test_service_start_event_sequence():
     bench = Bench(make_job())

@@ -1,12 +1,9 @@
 """Task lifecycle hooks on the client: prestart (init and sidecar), poststart and poststop, on the simulated
 driver; Nomad's task coordinator order and its "Main Tasks Dead" stop of the sidecars."""
 
-from random import Random
 
-from client_fakes import make_alloc
+from client_fakes import RunnerBench, make_alloc
 
-from orchestrator.client.allocrunner import AllocRunner
-from orchestrator.drivers.simulated import SimulatedDriver
 from orchestrator.structs import job_from_api
 
 T0 = 1_700_000_000.0
@@ -29,25 +26,7 @@ def lifecycle_job(tasks: dict[str, tuple[str, bool, dict]], *, job_type: str = "
     return job_from_api({"ID": "web", "Type": job_type, "TaskGroups": [group]})
 
 
-class Bench:
-    def __init__(self, job, *, deployment_id: str = ""):
-        self.driver = SimulatedDriver(Random(1))
-        self.runner = AllocRunner(make_alloc("alloc-1", job, deployment_id=deployment_id), self.driver, Random(2))
-        self.now = T0
-        self.runner.run(self.now)
-
-    def advance(self, seconds: float) -> None:
-        until = self.now + seconds
-        while True:
-            times = [t for t in (self.driver.next_deadline(), self.runner.next_deadline()) if t is not None]
-            if not times or min(times) > until:
-                self.now = until
-                return
-            self.now = max(self.now, min(times))
-            handles = self.runner.handles()
-            for result in self.driver.poll(self.now):
-                self.runner.on_exit(self.now, handles[result.handle], result)
-            self.runner.tick(self.now)
+class Bench(RunnerBench):
 
     def state(self, task: str) -> str:
         return self.runner.tasks[task].state.state
@@ -57,7 +36,6 @@ class Bench:
 
     def started_at(self, task: str) -> float:
         return self.runner.tasks[task].started_at
-
 
 def test_init_task_runs_to_completion_before_main_tasks():
     bench = Bench(lifecycle_job({"init": ("prestart", False, {"sim_run_for": "2s"}), "main": ("", False, {})}))

@@ -1,11 +1,7 @@
 """A task's shutdown_delay: Nomad waits that long after "Killing" before sending the kill signal."""
 
-from random import Random
 
-from client_fakes import Loop, make_alloc, make_job
-
-from orchestrator.client.allocrunner import AllocRunner
-from orchestrator.drivers.simulated import SimulatedDriver
+from client_fakes import Loop, RunnerBench, make_alloc, make_job
 
 T0 = 1_700_000_000.0
 S = 10**9
@@ -17,29 +13,10 @@ def delayed_job(delay_s: float = 5.0, **meta):
     return job
 
 
-class Bench:
-    def __init__(self, job):
-        self.driver = SimulatedDriver(Random(1))
-        self.runner = AllocRunner(make_alloc("alloc-1", job), self.driver, Random(2))
-        self.now = T0
-        self.runner.run(self.now)
-
-    def advance(self, seconds: float) -> None:
-        until = self.now + seconds
-        while True:
-            times = [t for t in (self.driver.next_deadline(), self.runner.next_deadline()) if t is not None]
-            if not times or min(times) > until:
-                self.now = until
-                return
-            self.now = max(self.now, min(times))
-            handles = self.runner.handles()
-            for result in self.driver.poll(self.now):
-                self.runner.on_exit(self.now, handles[result.handle], result)
-            self.runner.tick(self.now)
+class Bench(RunnerBench):
 
     def events(self) -> list[tuple[str, str]]:
         return [(e.type, e.display_message) for e in self.runner.tasks["t"].state.events]
-
 
 def test_stop_waits_for_the_shutdown_delay_before_the_kill_signal():
     bench = Bench(delayed_job(5))

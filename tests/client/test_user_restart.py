@@ -1,39 +1,15 @@
 """A user-requested restart (`yurt alloc restart`): stopped with the kill signal, started again at once,
 counted in Restarts but not against the restart policy."""
 
-from random import Random
 
-from client_fakes import Loop, make_alloc, make_job
+from client_fakes import Loop, RunnerBench, make_alloc, make_job
 
 from orchestrator.client.agent import RestartTask
-from orchestrator.client.allocrunner import AllocRunner
-from orchestrator.drivers.simulated import SimulatedDriver
 
 T0 = 1_700_000_000.0
 
 
-class Bench:
-    def __init__(self, job):
-        self.driver = SimulatedDriver(Random(1))
-        self.runner = AllocRunner(make_alloc("alloc-1", job), self.driver, Random(2))
-        self.now = T0
-        self.runner.run(self.now)
-
-    def advance(self, seconds: float) -> None:
-        until = self.now + seconds
-        while True:
-            times = [t for t in (self.driver.next_deadline(), self.runner.next_deadline()) if t is not None]
-            if not times or min(times) > until:
-                self.now = until
-                return
-            self.now = max(self.now, min(times))
-            handles = self.runner.handles()
-            for result in self.driver.poll(self.now):
-                self.runner.on_exit(self.now, handles[result.handle], result)
-            self.runner.tick(self.now)
-
-    def events(self, task: str = "t") -> list[tuple[str, str]]:
-        return [(e.type, e.display_message) for e in self.runner.tasks[task].state.events]
+Bench = RunnerBench
 
 
 def test_restart_stops_and_starts_again_at_once_without_a_policy_attempt():

@@ -24,7 +24,7 @@ from orchestrator import __version__
 from orchestrator.api.events import EventBroker
 from orchestrator.api.http import bound_port, serve
 from orchestrator.client import ClientAgent, InMemoryClientStateStore, NodeChanged, RegisterNow
-from orchestrator.client.agent import RestartTask
+from orchestrator.client.agent import CollectGarbage, RestartTask
 from orchestrator.client.allocdir import TaskPreparer, alloc_dir_of
 from orchestrator.client.fingerprint import NodeSpec, fingerprint_node, node_identity
 from orchestrator.client.state_file import FileClientStateStore
@@ -276,6 +276,13 @@ class Agent:
         if self.client is None or self.runtime is None:
             return False
         return self.runtime.deliver(f"agent-{self.name}", self.client.id, RestartTask(alloc_id, task))
+
+    def collect_garbage(self, alloc_id: str = "") -> bool:
+        """Ask the client to forget its terminal allocations now (one when `alloc_id` is set); False when this
+        agent runs no client."""
+        if self.client is None or self.runtime is None:
+            return False
+        return self.runtime.deliver(f"agent-{self.name}", self.client.id, CollectGarbage(alloc_id))
 
     def signal_task(self, alloc_id: str, task: str, sig: int) -> bool:
         handle = self.task_handles(alloc_id).get(task)

@@ -356,11 +356,36 @@ async def allocation_signal(request: web.Request) -> web.Response:
     return json_response(request, {"Index": 0})
 
 
+@routes.get("/v1/client/gc")
+@routes.put("/v1/client/gc")
+async def client_gc(request: web.Request) -> web.Response:
+    """Collect every terminal allocation of this client now (their directories go), as `nomad system gc`
+    does for clients; running allocations are never touched."""
+    agent, _ = _client(request)
+    collect = getattr(agent, "collect_garbage", None)
+    if collect is None or not collect(""):
+        raise ApiError(501, "no client agent")
+    return json_response(request, None)
+
+
+@routes.get("/v1/client/allocation/{alloc_id}/gc")
+@routes.put("/v1/client/allocation/{alloc_id}/gc")
+async def allocation_gc(request: web.Request) -> web.Response:
+    agent, _ = _client(request)
+    local = _local(request)
+    if any(t.state != "dead" for t in local.tasks.values()):
+        raise bad_request(f"Allocation {local.id} is not terminal")
+    collect = getattr(agent, "collect_garbage", None)
+    if collect is None or not collect(local.id):
+        raise ApiError(501, "no client agent")
+    return json_response(request, None)
+
+
 # -- everything else under /v1/client -----------------------------------------------------------------------
 
 _SERVED = re.compile(r"^/v1/client/(fs/(logs|ls|stat|cat|readat|stream)/[^/]+|allocation/[^/]+/"
-                     r"(stats|restart|signal)|stats)$")
-_NOT_YET = re.compile(r"^/v1/client/(gc|allocation/[^/]+/gc|metadata)$")
+                     r"(stats|restart|signal|gc)|stats|gc)$")
+_NOT_YET = re.compile(r"^/v1/client/metadata$")
 
 
 @routes.route("*", "/v1/client/{tail:.*}")

@@ -44,6 +44,14 @@ class RestartTask:
     task: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CollectGarbage:
+    """From the agent process (`/v1/client/gc`, `/v1/client/allocation/:id/gc`): forget terminal allocations
+    now, whatever gc_max_allocs says (one of them when `alloc_id` is set)."""
+
+    alloc_id: str = ""
+
+
 class ClientRng(Protocol):
     def random(self) -> float: ...
     def randrange(self, stop: int, /) -> int: ...
@@ -167,6 +175,8 @@ class ClientAgent:
             self._streak.pop(REGISTER, None)
         elif isinstance(message, RestartTask):
             self.restart_task(now, message.alloc_id, message.task or None)
+        elif isinstance(message, CollectGarbage):
+            self._collect(now, only=message.alloc_id or None, forced=True)
         elif isinstance(message, NodeChanged) and message.node.id == self.node.id:
             self.node = message.node
             self._register_args = {"Node": encode(replace(message.node, status="ready"))}
@@ -488,18 +498,21 @@ class ClientAgent:
         if len(self.runners) > self.config.gc_max_allocs:
             self._collect(now)
 
-    def _collect(self, now: float) -> None:
+    def _collect(self, now: float, *, only: str | None = None, forced: bool = False) -> None:
         """Nomad's client GC by gc_max_allocs: forget the oldest terminal allocations (their directories go
-        through on_forget) until no more than gc_max_allocs are kept. An allocation whose final state the
-        servers have not acknowledged yet is kept until they have; running ones are never collected."""
+        through on_forget) until no more than gc_max_allocs are kept (`forced`: all of them, or just `only`).
+        An allocation whose final state the servers have not acknowledged yet is kept until they have;
+        running ones are never collected."""
         unsent = set(self._report)
         for call in self.calls.pending.values():
             if call.kind == UPDATE:
                 unsent.update(call.payload)
-        excess = len(self.runners) - self.config.gc_max_allocs
+        excess = len(self.runners) if forced else len(self.runners) - self.config.gc_max_allocs
         for alloc_id in sorted(self._terminal_since, key=self._terminal_since.__getitem__):
             if excess <= 0:
                 return
+            if only is not None and alloc_id != only:
+                continue
             runner = self.runners.get(alloc_id)
             if runner is None or alloc_id in unsent or not runner.terminal():
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import random
 import secrets
 import shutil
@@ -43,6 +44,23 @@ from .config import AgentConfig, advertised, gc_thresholds, to_client_config, to
 from .handle import LocalAlloc, LocalTask, Member, QueryMeta, RpcError
 
 log = logging.getLogger("yurt.agent")
+
+
+def disk_pressure(path: Path, disk_threshold: float, inode_threshold: float) -> str:
+    """Why the filesystem holding `path` is too full ("" when it is not): used percentages over thresholds."""
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return ""
+    if stats.f_blocks:
+        used = 100.0 * (stats.f_blocks - stats.f_bfree) / stats.f_blocks
+        if used > disk_threshold:
+            return f"disk usage {used:.1f}% over {disk_threshold:g}%"
+    if stats.f_files:
+        used = 100.0 * (stats.f_files - stats.f_ffree) / stats.f_files
+        if used > inode_threshold:
+            return f"inode usage {used:.1f}% over {inode_threshold:g}%"
+    return ""
 
 
 def _host(address: str) -> str:
@@ -89,6 +107,7 @@ class Agent:
         self.state_dir: Path | None = None  # None: the client's state is kept in memory (-dev)
         self._scratch: Path | None = None  # -dev without a data dir: removed on shutdown
         self._late_drivers: asyncio.Task[Any] | None = None
+        self._disk_gc: asyncio.Task[Any] | None = None
         self._warming = False
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -217,6 +236,19 @@ class Agent:
             self.server.apply_listeners.append(self._nudge_client)
         if late:
             self._late_drivers = asyncio.create_task(self._load_late_drivers(late, context, preparer))
+        self._disk_gc = asyncio.create_task(self._watch_disk(alloc_root))
+
+    async def _watch_disk(self, alloc_root: Path) -> None:
+        """Nomad's client GC by disk and inode usage: while the alloc dir's filesystem is fuller than its
+        thresholds, the oldest terminal allocation is collected, one per second; checked every gc_interval."""
+        block = self.config.client
+        while self.client is not None and self.runtime is not None:
+            pressed = await asyncio.to_thread(disk_pressure, alloc_root, block.gc_disk_usage_threshold,
+                                              block.gc_inode_usage_threshold)
+            if pressed:
+                log.info("client: %s; collecting the oldest terminal allocation", pressed)
+                self.runtime.deliver(f"agent-{self.name}", self.client.id, CollectGarbage(oldest=1))
+            await asyncio.sleep(1.0 if pressed else block.gc_interval)
 
     async def _load_late_drivers(self, names: list[str], context: Any, preparer: TaskPreparer) -> None:
         """Load and fingerprint slow drivers off the loop, then register the node again with them."""
@@ -348,6 +380,8 @@ class Agent:
             self._join_task.cancel()
         if self._late_drivers is not None:
             self._late_drivers.cancel()
+        if self._disk_gc is not None:
+            self._disk_gc.cancel()
         if self.membership is not None:
             await (self.membership.leave() if leave else self.membership.stop())
         if self.http_runner is not None:

@@ -139,6 +139,9 @@ class ClientBlock:
     memory_total_mb: int = 0
     max_kill_timeout: float = 30.0
     gc_max_allocs: int = 50
+    gc_interval: float = 60.0  # how often disk and inode usage are checked (Nomad's defaults below)
+    gc_disk_usage_threshold: float = 80.0  # percent of the alloc dir's filesystem
+    gc_inode_usage_threshold: float = 70.0
     other: dict[str, Any] = field(default_factory=dict)
 
 
@@ -238,10 +241,11 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
     "client": _keys(
         "enabled:bool state_dir alloc_dir servers:+strs server_join:{join} node_class meta:map options:map "
         "reserved:{reserved} host_volume:[host_volume] network_interface cpu_total_compute:int "
-        "memory_total_mb:int max_kill_timeout:dur",
-        "gc_max_allocs:int node_pool chroot_env:map network_speed:int reservable_cores client_min_port:int "
-        "client_max_port:int min_dynamic_port:int max_dynamic_port:int gc_interval:dur gc_parallel_destroys:int "
-        "gc_disk_usage_threshold:num gc_inode_usage_threshold:num no_host_uuid:!bool disable_remote_exec:bool "
+        "memory_total_mb:int max_kill_timeout:dur gc_max_allocs:int gc_interval:dur gc_disk_usage_threshold:num "
+        "gc_inode_usage_threshold:num",
+        "node_pool chroot_env:map network_speed:int reservable_cores client_min_port:int "
+        "client_max_port:int min_dynamic_port:int max_dynamic_port:int gc_parallel_destroys:int "
+        "no_host_uuid:!bool disable_remote_exec:bool "
         "template:any host_network:[host_network] cni_path cni_config_dir bridge_network_name "
         "bridge_network_subnet bridge_network_hairpin_mode:bool bind_wildcard_default_host_network:bool "
         "cgroup_parent artifact:any drain_on_shutdown:any nomad_service_discovery:bool "

@@ -46,10 +46,12 @@ class RestartTask:
 
 @dataclass(frozen=True, slots=True)
 class CollectGarbage:
-    """From the agent process (`/v1/client/gc`, `/v1/client/allocation/:id/gc`): forget terminal allocations
-    now, whatever gc_max_allocs says (one of them when `alloc_id` is set)."""
+    """From the agent process (`/v1/client/gc`, `/v1/client/allocation/:id/gc`, disk pressure): forget terminal
+    allocations now, whatever gc_max_allocs says: one of them when `alloc_id` is set, the `oldest` N when set,
+    else all."""
 
     alloc_id: str = ""
+    oldest: int = 0
 
 
 class ClientRng(Protocol):
@@ -176,7 +178,7 @@ class ClientAgent:
         elif isinstance(message, RestartTask):
             self.restart_task(now, message.alloc_id, message.task or None)
         elif isinstance(message, CollectGarbage):
-            self._collect(now, only=message.alloc_id or None, forced=True)
+            self._collect(now, only=message.alloc_id or None, forced=True, limit=message.oldest or None)
         elif isinstance(message, NodeChanged) and message.node.id == self.node.id:
             self.node = message.node
             self._register_args = {"Node": encode(replace(message.node, status="ready"))}
@@ -498,7 +500,7 @@ class ClientAgent:
         if len(self.runners) > self.config.gc_max_allocs:
             self._collect(now)
 
-    def _collect(self, now: float, *, only: str | None = None, forced: bool = False) -> None:
+    def _collect(self, now: float, *, only: str | None = None, forced: bool = False, limit: int | None = None) -> None:
         """Nomad's client GC by gc_max_allocs: forget the oldest terminal allocations (their directories go
         through on_forget) until no more than gc_max_allocs are kept (`forced`: all of them, or just `only`).
         An allocation whose final state the servers have not acknowledged yet is kept until they have;
@@ -508,6 +510,8 @@ class ClientAgent:
             if call.kind == UPDATE:
                 unsent.update(call.payload)
         excess = len(self.runners) if forced else len(self.runners) - self.config.gc_max_allocs
+        if limit is not None:
+            excess = min(excess, limit)
         for alloc_id in sorted(self._terminal_since, key=self._terminal_since.__getitem__):
             if excess <= 0:
                 return

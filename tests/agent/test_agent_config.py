@@ -61,7 +61,7 @@ def test_seed_003_full_configuration_is_accepted():
     assert client.host_volumes["ca-certificates"].path == "/etc/ssl/certs"
     assert client.host_volumes["ca-certificates"].read_only is True
     assert client.other["host_network"]["public"]["cidr"] == "203.0.113.0/24"
-    assert client.other["gc_interval"] == 60.0 and client.other["template"] == {}
+    assert client.gc_interval == 60.0 and client.other["template"] == {}
     assert config.plugins["raw_exec"].config == {"enabled": True}
     assert config.acl == {"enabled": True, "token_ttl": 30.0, "policy_ttl": 60.0, "replication_token": ""}
     assert config.autopilot["last_contact_threshold"] == pytest.approx(0.2)

@@ -48,3 +48,21 @@ def test_final_state_is_reported_before_collection():
     assert forgotten == ["b0"]
     final = [u for _, updates in loop.servers.client_updates for u in updates if u["ID"] == "b0"][-1]
     assert final["ClientStatus"] == "complete"
+
+
+def test_forced_collections_take_all_one_or_the_oldest_terminal_allocations():
+    from orchestrator.client.agent import CollectGarbage
+    loop, forgotten = gc_loop(50)
+    batch = make_job("b", job_type="batch", tasks={"t": {"sim_run_for": "1s"}})
+    for i in range(4):
+        loop.servers.place(make_alloc(f"b{i}", batch))
+        loop.run_for(3)
+    loop.servers.place(make_alloc("live", make_job("s")))
+    loop.run_for(2)
+    loop.agent.receive(loop.now, "agent", CollectGarbage(oldest=1))  # disk pressure: the oldest first
+    assert forgotten == ["b0"]
+    loop.agent.receive(loop.now, "agent", CollectGarbage(alloc_id="b2"))
+    assert forgotten == ["b0", "b2"]
+    loop.agent.receive(loop.now, "agent", CollectGarbage())  # `/v1/client/gc`: every terminal one
+    assert sorted(forgotten) == ["b0", "b1", "b2", "b3"]
+    assert list(loop.agent.allocations()) == ["live"]

@@ -476,6 +476,10 @@ class Agent:
         if self.membership is not None:
             self.membership.force_leave(node)
 
+    def http_address(self) -> str:
+        """The advertised HTTP address, as clients put it on their node (where other agents forward to)."""
+        return advertised(self.config, "http")
+
     def self_info(self) -> dict[str, Any]:
         config = self.config
         member = next((m for m in self.members() if m.name == f"{config.name}.{config.region}"), None)

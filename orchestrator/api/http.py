@@ -11,6 +11,7 @@ from aiohttp import web
 from orchestrator.agent.handle import AgentHandle, RpcError
 
 from . import agent, allocations, client_routes, deployments, job, jobs, metrics, nodes, stream
+from .client_forward import forward_client_requests
 from .query import AGENT, INVALID_METHOD, NO_PATH_TO_REGION, NOT_FOUND_PAGE, ApiError, text_response
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def make_app(agent_handle: AgentHandle, *, stream_heartbeat: float = 10.0,
              client_max_size: int = 64 * 1024 * 1024) -> web.Application:
     """The application for one agent. `stream_heartbeat`: seconds between `{}` lines on an idle event
     stream (Nomad's 10 s). Job bodies can be large (Nomad does not limit them), hence the 64 MiB."""
-    app = web.Application(middlewares=[nomad_errors], client_max_size=client_max_size)
+    app = web.Application(middlewares=[nomad_errors, forward_client_requests], client_max_size=client_max_size)
     app[AGENT] = agent_handle
     app[stream.HEARTBEAT] = stream_heartbeat
     app[stream.STREAMS] = set()

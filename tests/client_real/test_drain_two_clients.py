@@ -214,3 +214,37 @@ def test_drain_moves_the_service_allocations_to_the_other_client(two_clients):
     node = env.api(f"/v1/node/{drained_id}")
     assert node["SchedulingEligibility"] == "ineligible" and not node["Drain"] and not node.get("DrainStrategy")
     assert any("drain complete" in e.get("Message", "").lower() for e in node.get("Events") or []), node["Events"]
+
+
+TALKER = """job "talker" {
+  datacenters = ["dc1"]
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo $$ > \\"$NOMAD_TASK_DIR/pid\\"; echo hello from $NOMAD_SHORT_ALLOC_ID; exec sleep 3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"""
+
+
+def test_alloc_logs_asked_of_the_server_come_from_the_client_running_it(two_clients):
+    env = two_clients
+    assert eventually(lambda: len([n for n in env.api("/v1/nodes") if n["Status"] == "ready"]) == 2, timeout=30), \
+        env.logs()
+    job = env.api("/v1/jobs/parse", "POST", {"JobHCL": TALKER, "Canonicalize": True})
+    env.api("/v1/jobs", "PUT", {"Job": job})
+    alloc = eventually(lambda: next((a for a in env.api("/v1/job/talker/allocations")
+                                     if a["ClientStatus"] == "running"), None), timeout=30)
+    # The server runs no client: it forwards to the node's HTTP address, as Nomad's agents do.
+    logs = eventually(lambda: (r := env.yurt("alloc", "logs", alloc["ID"])).stdout.strip() and r, timeout=10)
+    assert logs.returncode == 0 and logs.stdout.strip() == f"hello from {alloc['ID'][:8]}", logs
+    with contextlib.suppress(Exception):
+        env.api("/v1/job/talker?purge=true", "DELETE")

@@ -167,9 +167,17 @@ def _raw_exec(context: DriverContext) -> TaskDriver:
 
 
 def _docker(context: DriverContext) -> TaskDriver:
+    from orchestrator.client.taskenv import interpolate, node_variables
+
     from .docker import DockerDriver  # the docker SDK loads only when this driver does
 
-    return DockerDriver(context.plugin_config, wake=context.wake, alloc_dir_of=context.preparer.alloc_path)
+    preparer = context.preparer
+    # Containers get Nomad's task environment (paths as the container sees them: /alloc, /local, /secrets)
+    # and `${...}` in their config filled in from it and the node, as raw_exec's processes do.
+    return DockerDriver(context.plugin_config, wake=context.wake, alloc_dir_of=preparer.alloc_path,
+                        env_of=lambda alloc, task: preparer.prepare(alloc, task, isolated=True).env,
+                        interpolate=lambda text, env: interpolate(text, node_variables(preparer.node,
+                                                                                       preparer.region), env))
 
 
 def _exec(context: DriverContext) -> TaskDriver:

@@ -222,3 +222,32 @@ def test_seed_004_init_short_run_logs_scale_docker_kill_and_stop(dev):
     dev.ok("job", "stop", "example")
     assert eventually(lambda: not dev.containers(all_=True), timeout=20), dev.containers(all_=True)
     assert eventually(lambda: "dead (stopped)" in dev.ok("job", "status", "example"), timeout=10)
+
+
+ENV_JOB = """job "example" {
+  datacenters = ["dc1"]
+  group "g" {
+    task "show" {
+      driver = "docker"
+      config {
+        image   = "yurt/busybox:1"
+        command = "sh"
+        args    = ["-c", "echo alloc=$NOMAD_ALLOC_ID task=${NOMAD_TASK_NAME} dir=$NOMAD_TASK_DIR; sleep 300"]
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+  }
+}
+"""
+
+
+def test_a_docker_task_sees_nomads_environment(dev):
+    (dev.workdir / "env.nomad").write_text(ENV_JOB)
+    dev.yurt("job", "run", "-detach", "env.nomad")
+    (alloc,) = eventually(lambda: dev.running(1), timeout=60)
+    out = eventually(lambda: dev.yurt("alloc", "logs", alloc["ID"], "show").stdout.strip(), timeout=20)
+    assert out == f"alloc={alloc['ID']} task=show dir=/local", out
+    dev.ok("job", "stop", "-purge", "example")

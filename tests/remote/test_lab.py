@@ -1,0 +1,127 @@
+"""The netns lab: hosts answer SSH with their own names and keys, partitions cut and heal, down leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from remote.inventory import load_inventory
+from remote.lab import BRIDGE, Lab, _alive
+
+paramiko = pytest.importorskip("paramiko")
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "the netns lab needs root"
+    for tool in ("ip", "nsenter", "unshare", "ssh-keygen"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed"
+    if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
+        return "sshd is not installed (apt-get install openssh-server)"
+    if not (shutil.which("iptables") or shutil.which("nft")):
+        return "neither iptables nor nft is installed"
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        return f"bridge {BRIDGE} exists: another lab is up"
+    return None
+
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab(tmp_path_factory.mktemp("lab"))
+    start = time.monotonic()
+    lab.up()
+    print(f"lab up in {time.monotonic() - start:.2f}s")
+    yield lab
+    lab.down()
+
+
+def _ssh(lab: Lab, host: str, command: str) -> str:
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(lab.known_hosts_path))
+    # Strict checking: a key not in the lab's known_hosts must fail the connection.
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(lab.address(host), username="root", key_filename=str(lab.key_path), timeout=5,
+                       allow_agent=False, look_for_keys=False)
+        _, stdout, _ = client.exec_command(command, timeout=5)
+        return stdout.read().decode().strip()
+    finally:
+        client.close()
+
+
+def test_hosts_answer_ssh_with_their_own_name_and_opt(lab):
+    for host in lab.hosts:
+        (lab.host_dir(host) / "opt" / "marker").write_text(host)
+    for host in lab.hosts:
+        assert _ssh(lab, host, "hostname; cat /opt/marker") == f"{host}\n{host}"
+
+
+def test_unknown_host_key_is_rejected(lab, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(empty))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    with pytest.raises(paramiko.SSHException):
+        client.connect(lab.address("s1"), username="root", key_filename=str(lab.key_path), timeout=5,
+                       allow_agent=False, look_for_keys=False)
+    client.close()
+
+
+def test_written_inventory_loads_and_matches(lab):
+    inv = load_inventory(lab.inventory_path, check_files=True)
+    assert [(h.name, h.address) for h in inv.hosts] == [(h, lab.address(h)) for h in lab.hosts]
+    assert inv.known_hosts == str(lab.known_hosts_path)
+    assert not inv.accept_unknown_host_keys
+
+
+def test_partition_blocks_tcp_and_heal_restores(lab):
+    assert lab.can_connect("s1", "s2")
+    lab.partition([["s1"], ["s2", "s3"]])
+    try:
+        assert not lab.can_connect("s1", "s2")
+        assert not lab.can_connect("s2", "s1")
+        assert lab.can_connect("s2", "s3")
+    finally:
+        lab.heal()
+    assert lab.can_connect("s1", "s2")
+    assert lab.can_connect("s2", "s1")
+
+
+def test_isolate_and_pause(lab):
+    lab.isolate("s3")
+    try:
+        assert not lab.can_connect("s3", "s1")
+        assert lab.can_connect("s1", "s2")
+    finally:
+        lab.heal()
+    assert lab.can_connect("s3", "s1")
+    paused = lab.pause("s2")
+    try:
+        assert lab.status()["hosts"]["s2"]["sshd_pid"] in paused
+    finally:
+        lab.resume("s2")
+    assert _ssh(lab, "s2", "hostname") == "s2"
+
+
+def test_down_leaves_nothing_and_is_idempotent(lab):
+    # Last in the module: it takes the shared lab down (the fixture's own down then checks idempotence).
+    pids = [lab.status()["hosts"][h]["sshd_pid"] for h in lab.hosts]
+    assert all(pids)
+    start = time.monotonic()
+    lab.down()
+    print(f"lab down in {time.monotonic() - start:.2f}s")
+    lab.down()
+    assert not any(_alive(p) for p in pids)
+    assert not Path(f"/sys/class/net/{BRIDGE}").exists()
+    for host in lab.hosts:
+        assert not os.path.exists(lab.netns_path(host))
+        assert not Path(f"/sys/class/net/yv-{host}").exists()

@@ -535,7 +535,4 @@ class Agent:
                 "Counters": counters, "Samples": []}
 
     def events(self, topics: dict[str, list[str]], index: int) -> AsyncIterator[dict[str, Any]]:
-        return self.events_broker_subscribe(topics, index)
-
-    def events_broker_subscribe(self, topics: dict[str, list[str]], index: int) -> AsyncIterator[dict[str, Any]]:
         return self.event_broker.subscribe(topics or None, index)

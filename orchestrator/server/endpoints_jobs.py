@@ -14,12 +14,12 @@ from orchestrator.rpc import methods
 from orchestrator.scheduler.dispatch import dispatch_child_id, merge_dispatch_meta, validate_dispatch
 from orchestrator.structs import DesiredTransition, Evaluation, Job
 from orchestrator.structs.alloc import CLIENT_FAILED
-from orchestrator.structs.evaluation import TRIGGER_JOB_REGISTER, TRIGGER_JOB_SCALING, TRIGGER_PERIODIC_JOB
+from orchestrator.structs.evaluation import TRIGGER_JOB_REGISTER, TRIGGER_JOB_SCALING
 
 from . import job_plan
 from .endpoints_common import Handler, Reply, WriteOp, as_int, job_of, namespace_of, ns
 from .evals import new_eval
-from .periodic_dispatch import derive_child
+from .leader import periodic_launch_commands
 
 if TYPE_CHECKING:
     from .server import Server
@@ -177,14 +177,12 @@ def job_periodic_force(server: Server, args: dict[str, Any], now: float) -> Repl
         return Reply(error=f'force launch for job "{job.id}" failed: can\'t force run non-tracked job '
                            f'"{job.id}" ({job.namespace})')
     parent, launch_ns = forced
-    child = derive_child(parent, launch_ns)
-    evaluation = new_eval(server.rng, child, TRIGGER_PERIODIC_JOB, ns(now))
-    command = commands.job_register(job=child, evaluation=evaluation, submit_time=ns(now))
+    evaluation, command, record = periodic_launch_commands(server.rng, parent, launch_ns, ns(now))
 
     def record_launch(result: ApplyResult) -> None:
         # As the dispatcher: the child's registration, then the launch record (the FSM also notes it).
         with suppress(NotLeaderError, ProposalDroppedError):
-            server.propose(commands.periodic_launch(namespace=parent.namespace, job_id=parent.id, launch=launch_ns))
+            server.propose(record)
 
     return WriteOp(command, lambda result, index: {"EvalID": evaluation.id, "EvalCreateIndex": index,
                                                     "Index": index}, record_launch)

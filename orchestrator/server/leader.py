@@ -209,10 +209,9 @@ class LeaderLoops:
             replace(e, status=EVAL_CANCELED, status_description=description, modify_time=now_ns) for e in evals]))
 
     def _launch_periodic(self, job, launch_ns: int, now_ns: int) -> None:
-        child = derive_child(job, launch_ns)
-        evaluation = new_eval(self.server.rng, child, TRIGGER_PERIODIC_JOB, now_ns)
-        self._propose(commands.job_register(job=child, evaluation=evaluation, submit_time=now_ns))
-        self._propose(commands.periodic_launch(namespace=job.namespace, job_id=job.id, launch=launch_ns))
+        _, register, record = periodic_launch_commands(self.server.rng, job, launch_ns, now_ns)
+        self._propose(register)
+        self._propose(record)
 
     def reconcile_voters(self) -> None:
         """Take departed servers out of the Raft configuration and add newly known ones, one change at a time
@@ -225,6 +224,16 @@ class LeaderLoops:
         for server_id in sorted(server.known_servers - voters - server.departed):
             if not server.change_voters(server_id, ConfChangeKind.ADD_NODE):
                 return
+
+
+def periodic_launch_commands(rng, job, launch_ns: int, now_ns: int) -> tuple[Evaluation, bytes, bytes]:
+    """A periodic launch as Raft commands: the child's registration with its evaluation, then the launch record
+    (proposed in this order, by the dispatcher when a launch is due and by `job periodic force`)."""
+    child = derive_child(job, launch_ns)
+    evaluation = new_eval(rng, child, TRIGGER_PERIODIC_JOB, now_ns)
+    register = commands.job_register(job=child, evaluation=evaluation, submit_time=now_ns)
+    record = commands.periodic_launch(namespace=job.namespace, job_id=job.id, launch=launch_ns)
+    return evaluation, register, record
 
 
 def _follow_up(server: Server, failed: Evaluation, now_ns: int) -> Evaluation:

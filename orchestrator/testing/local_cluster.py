@@ -14,11 +14,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SERVER_CONFIG = """name      = "{name}"
+# What every agent here shares: a name, a data dir, loopback only, and its own three ports.
+AGENT_HEADER = """name      = "{name}"
 data_dir  = "{data_dir}"
 bind_addr = "127.0.0.1"
 log_level = "DEBUG"
@@ -34,13 +36,30 @@ ports {{
   rpc  = {rpc}
   serf = {serf}
 }}
+"""
 
+SERVER_CONFIG = AGENT_HEADER + """
 server {{
   enabled          = true
   bootstrap_expect = {expect}
   server_join {{
     retry_join     = [{join}]
     retry_interval = "1s"
+  }}
+}}
+"""
+
+# A client-only agent of a LocalCluster's servers (`yurt agent -client -config ...`), running raw_exec tasks.
+CLIENT_CONFIG = AGENT_HEADER + """
+client {{
+  enabled           = true
+  network_interface = "lo"
+  servers           = ["127.0.0.1:{server_rpc}"]
+}}
+
+plugin "raw_exec" {{
+  config {{
+    enabled = true
   }}
 }}
 """
@@ -57,6 +76,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, *,
+               tolerate: tuple[type[BaseException], ...] = ()) -> Any:
+    """Poll `check` until it answers something truthy (returned) or `timeout` passes (its last answer; None
+    when that try raised one of `tolerate`, e.g. an agent not listening yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except tolerate:
+            result = None
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
 
 
 def agent_command(binary: str | None) -> list[str]:

@@ -8,48 +8,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.testing.local_cluster import AgentProcess, LocalCluster, free_port
+from orchestrator.testing.local_cluster import CLIENT_CONFIG, AgentProcess, LocalCluster, free_port
+from orchestrator.testing.local_cluster import eventually as poll_until
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 YURT = [sys.executable, "-m", "orchestrator.cli.main"]
-CLIENT_CONFIG = """name      = "{name}"
-data_dir  = "{data_dir}"
-bind_addr = "127.0.0.1"
-log_level = "DEBUG"
-
-advertise {{
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
-}}
-
-ports {{
-  http = {http}
-  rpc  = {rpc}
-  serf = {serf}
-}}
-
-client {{
-  enabled           = true
-  network_interface = "lo"
-  servers           = ["127.0.0.1:{server_rpc}"]
-}}
-
-plugin "raw_exec" {{
-  config {{
-    enabled = true
-  }}
-}}
-"""
 # The task writes its pid where the test finds it, so the test can tell that the drained node's processes are gone
 # (and kill any left over: client agents that stop leave their tasks running for the next agent to reattach).
 JOB = """job "drainme" {
@@ -73,16 +45,7 @@ JOB = """job "drainme" {
 """
 
 
-def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError, urllib.error.URLError, ValueError, KeyError):
-            result = check()
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
+eventually = partial(poll_until, interval=0.1, tolerate=(OSError, urllib.error.URLError, ValueError, KeyError))
 
 
 def alive(pid: int) -> bool:

@@ -13,14 +13,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.testing.local_cluster import LocalCluster
+from orchestrator.testing.local_cluster import LocalCluster, eventually
 
 pytestmark = [pytest.mark.real]
 
@@ -77,13 +77,6 @@ class Agent:
             return None
 
 
-def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 def alive(pid: int) -> bool:

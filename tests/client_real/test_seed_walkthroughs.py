@@ -17,7 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import pytest
 from orchestrator.drivers.docker_config import LABEL_ALLOC_ID
 from orchestrator.testing.dockerd import DockerEngine, DockerUnavailable, ensure_busybox_image, ensure_dockerd
 from orchestrator.testing.local_cluster import LocalCluster
+from orchestrator.testing.local_cluster import eventually as poll_until
 
 pytestmark = [pytest.mark.real, pytest.mark.docker]
 
@@ -38,16 +40,7 @@ SERVER_LOOP = 'echo "server started"; trap "exit 0" TERM; while true; do sleep 0
 RESTART_DELAY = 15.0 * 1.25
 
 
-def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError, urllib.error.URLError, ValueError, KeyError):
-            result = check()
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
+eventually = partial(poll_until, interval=0.1, tolerate=(OSError, urllib.error.URLError, ValueError, KeyError))
 
 
 @pytest.fixture(scope="module")

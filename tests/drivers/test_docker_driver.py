@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from orchestrator.client.task_driver import DriverError, TaskExit
 from orchestrator.drivers.docker import DockerDriver
 from orchestrator.structs.alloc import AllocatedPortMapping
 from orchestrator.testing.dockerd import DockerEngine
+from orchestrator.testing.local_cluster import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -142,10 +142,6 @@ def test_out_of_memory_is_reported_as_oom_killed(driver, waker):
     assert (exit_.exit_code, exit_.failed, exit_.message) == (137, True, "OOM Killed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_group_ports_are_published_on_the_node_address(driver, docker_client, alloc_root):

@@ -13,12 +13,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from orchestrator.testing.local_cluster import LocalCluster
+from orchestrator.testing.local_cluster import eventually as poll_until
 
 pytestmark = [pytest.mark.real]
 
@@ -93,14 +95,7 @@ def api(address: str, path: str, method: str = "GET", body: bytes | None = None)
     return json.loads(raw) if raw else None
 
 
-def eventually(check: Callable[[], object], timeout: float = 15.0, interval: float = 0.1) -> object:
-    """Poll `check` until it returns something truthy (returned) or the deadline passes (its last answer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
+eventually = partial(poll_until, timeout=15.0, interval=0.1)
 
 
 def eval_done(address: str, eval_id: str) -> bool:

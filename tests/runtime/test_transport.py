@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from orchestrator.runtime.aio.transport import (
     parse_address,
 )
 from orchestrator.runtime.aio.wire import HEADER, encode_frame
+from orchestrator.testing.local_cluster import free_port
 
 
 class Inbox:
@@ -45,10 +45,6 @@ def _heartbeat(src: str, dst: str, term: int = 1) -> Message:
     return Message(type=MessageType.HEARTBEAT, src=src, dst=dst, term=term)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def _started(port: int = 0, **options: Any) -> Transport:
@@ -92,7 +88,7 @@ def test_an_unreachable_peer_refuses_requests_and_swallows_raft_messages():
     async def main() -> None:
         a = await _started()
         inbox = Inbox(a, a.local_id, "api")
-        dead = f"127.0.0.1:{_free_port()}"
+        dead = f"127.0.0.1:{free_port()}"
         try:
             a.send(dead, _heartbeat(a.local_id, dead))
             a.send(dead, RpcRequest(id=9, src="api", method="Job.Register"))

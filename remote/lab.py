@@ -397,6 +397,12 @@ class Lab:
                     pass
         return pids
 
+    def workload_pids(self, host: str) -> list[int]:
+        """The host's processes other than its sshd and the sessions it serves: what deployments started."""
+        sshd = self._sshd_pid(host)
+        keep = {sshd, *_children(sshd)} if sshd else set()
+        return [p for p in self.host_pids(host) if p not in keep]
+
     def pause(self, host: str, pids: Iterable[int] | None = None) -> list[int]:
         """SIGSTOP the given pids (default: every process of the host, sshd included); returns them."""
         chosen = list(pids) if pids is not None else self.host_pids(host)
@@ -415,11 +421,47 @@ class Lab:
         if self._paused.get(host):
             self.resume(host)
 
+    def host_path(self, host: str, path: str) -> Path:
+        """Where a path under the host's private /opt lives in this machine's filesystem."""
+        if not path.startswith("/opt/"):
+            raise LabError(f"{path}: only /opt is private to a lab host")
+        return self.host_dir(host) / "opt" / path.removeprefix("/opt/")
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m remote.lab", description=__doc__)
+    def kill(self, host: str, pid_file: str, sig: int = signal.SIGKILL) -> int | None:
+        """kill -9 (by default) of the process named in `pid_file` on `host`, only if it lives in the host's
+        network namespace (a stale pid file must not kill a stranger); its pid, or None."""
+        try:
+            pid = int(self.host_path(host, pid_file).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if pid not in self.host_pids(host):
+            return None
+        _signal(pid, sig)
+        return pid
+
+    def add_latency(self, host: str, delay_ms: float, jitter_ms: float = 0.0) -> None:
+        """Delay every packet leaving `host` with netem; LabError saying why where the kernel has no netem
+        (LAB.md: these machines do not), so a scenario can skip with that reason."""
+        args = ["tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", f"{delay_ms}ms"]
+        if jitter_ms:
+            args.append(f"{jitter_ms}ms")
+        if not shutil.which("tc"):
+            raise LabError("latency needs tc (iproute2)")
+        done = self.exec_in(host, *args)
+        if done.returncode != 0:
+            raise LabError(f"netem is not available on this kernel: {done.stderr.strip() or done.stdout.strip()}")
+
+    def clear_latency(self, host: str) -> None:
+        if shutil.which("tc"):
+            self.exec_in(host, "tc", "qdisc", "del", "dev", "eth0", "root")
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m remote.lab") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("action", choices=("up", "down", "status"))
-    parser.add_argument("--dir", required=True, help="directory for keys, known_hosts, inventory and host dirs")
+    # The default matches inventory/lab.yml, whose key and known_hosts are under inventory/.lab.
+    parser.add_argument("--dir", default="inventory/.lab",
+                        help="directory for keys, known_hosts, inventory and host dirs (default: inventory/.lab)")
     parser.add_argument("--hosts", default="s1,s2,s3", help="comma-separated host names")
     parser.add_argument("--subnet", default="10.250.0", help="first three octets of the lab's /24")
     args = parser.parse_args(argv)

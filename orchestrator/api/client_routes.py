@@ -247,8 +247,10 @@ async def allocation_stats(request: web.Request) -> web.Response:
     tasks: dict[str, Any] = {}
     for name, usage in usages.items():
         if usage is not None:
-            tasks[name] = {"ResourceUsage": client_stats.task_usage(groups[name], usage, _SAMPLES, per_core),
-                           "Timestamp": now, "Pids": None}
+            task_usage = client_stats.task_usage(groups[name], usage, _SAMPLES, per_core)
+            # Nomad lists each process of the task; yurt measures the task's process group as one, under its
+            # leader's pid (which the scenario suites use to kill -9 a task).
+            tasks[name] = {"ResourceUsage": task_usage, "Timestamp": now, "Pids": {str(groups[name]): task_usage}}
     # Tasks without a process of ours (docker containers) report through their driver; the engine's stats call
     # blocks for about a second, so off the event loop and all at once.
     agent = request.app[AGENT]

@@ -25,6 +25,7 @@ Other commands:
     operator        Provides cluster-level tools for Nomad operators
     server          Interact with servers
     sim             Run scenarios and fault campaigns on the simulator
+    lab             Bring the network-namespace lab hosts up or down (root)
     system          Interact with the system API
     version         Prints the yurt version
 """
@@ -65,6 +66,7 @@ COMMANDS: dict[str, Command] = {
     "operator": _lazy("orchestrator.cli.operator:main"),
     "server": _lazy("orchestrator.cli.server:main"),
     "sim": _lazy("orchestrator.cli.sim:main"),
+    "lab": _lazy("orchestrator.cli.lab:main"),
     "status": _lazy("orchestrator.cli.status:status"),
     "system": _lazy("orchestrator.cli.operator:system"),
     "version": _version,

@@ -67,6 +67,9 @@ class ClientConfig:
     update_interval: float = 0.2  # Nomad batches allocation updates for ~200 ms
     max_query_time: float = 300.0  # of the Node.GetClientAllocs blocking query
     register_retry: float = 15.0  # plus up to as much again of stagger, as Nomad's registerRetryIntv
+    # Nomad waits the full register_retry after the first failure, so a client started beside its servers is
+    # ready 15-30 s later; yurt starts at this and doubles per failed round up to register_retry.
+    register_retry_min: float = 0.5
     alloc_sync_retry: float = 5.0  # after a failed Node.UpdateAlloc (plus stagger), as Nomad
     watch_retry: float = 5.0  # after every server failed the allocation watch (plus stagger)
     max_kill_timeout: float = 30.0  # caps a task's kill_timeout, as the client's max_kill_timeout
@@ -102,6 +105,7 @@ class ClientAgent:
         self._register_at: float | None = 0.0
         self._heartbeat_at: float | None = None
         self._streak: dict[str, int] = {}
+        self._register_rounds = 0  # failed registration rounds in a row: the backoff doubles with each
         # Allocations.
         self.runners: dict[str, AllocRunner] = {}
         self.alloc_index = 0
@@ -295,6 +299,7 @@ class ClientAgent:
             self._last_contact = now
             if kind == REGISTER:
                 self.registered = True
+                self._register_rounds = 0
                 if self._watch_at is None and not self.calls.in_flight(WATCH) and not self.calls.in_flight(PULL):
                     self._watch_at = now
                 if self._report:
@@ -316,7 +321,7 @@ class ClientAgent:
         if not lost_node:
             self.servers.failed(now, call.server, hold=2 * self.config.rpc_timeout)
         if kind == REGISTER:
-            self._register_at = self._retry_at(now, kind, lambda: self._stagger(self.config.register_retry))
+            self._register_at = self._retry_at(now, kind, self._register_backoff)
         elif kind == HEARTBEAT:
             if lost_node:
                 self._reregister(now)
@@ -337,6 +342,12 @@ class ClientAgent:
             return now
         self._streak.pop(kind, None)
         return now + backoff()
+
+    def _register_backoff(self) -> float:
+        self._register_rounds += 1
+        config = self.config
+        base = min(config.register_retry, config.register_retry_min * 2 ** (self._register_rounds - 1))
+        return self._stagger(base)
 
     def _stagger(self, base: float) -> float:
         return base + self.rng.uniform(0.0, base)

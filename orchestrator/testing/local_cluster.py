@@ -19,16 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# What every agent here shares: a name, a data dir, loopback only, and its own three ports.
+# What every agent here shares: a name, a data dir, one loopback address (127.0.0.1 unless the agents stand
+# for separate hosts, as the scenario suites' do) and its own three ports.
 AGENT_HEADER = """name      = "{name}"
 data_dir  = "{data_dir}"
-bind_addr = "127.0.0.1"
+bind_addr = "{addr}"
 log_level = "DEBUG"
 
 advertise {{
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
+  http = "{addr}"
+  rpc  = "{addr}"
+  serf = "{addr}"
 }}
 
 ports {{
@@ -54,7 +55,7 @@ CLIENT_CONFIG = AGENT_HEADER + """
 client {{
   enabled           = true
   network_interface = "lo"
-  servers           = ["127.0.0.1:{server_rpc}"]
+  servers           = [{servers}]
 }}
 
 plugin "raw_exec" {{
@@ -72,9 +73,9 @@ DEV_PORTS = """ports {{
 """
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -109,10 +110,11 @@ class AgentProcess:
     serf: int
     log: Path
     proc: subprocess.Popen | None = None
+    host: str = "127.0.0.1"
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.http}"
+        return f"http://{self.host}:{self.http}"
 
     @property
     def alive(self) -> bool:
@@ -139,8 +141,8 @@ class LocalCluster:
             if self.dev:
                 config.write_text(DEV_PORTS.format(http=http, rpc=rpc, serf=serf))
             else:
-                config.write_text(SERVER_CONFIG.format(name=name, data_dir=self.base / "data" / name, http=http,
-                                                       rpc=rpc, serf=serf, expect=count, join=join))
+                config.write_text(SERVER_CONFIG.format(name=name, data_dir=self.base / "data" / name, addr="127.0.0.1",
+                                                       http=http, rpc=rpc, serf=serf, expect=count, join=join))
             self.agents.append(AgentProcess(name, config, http, rpc, serf, self.base / f"{name}.log"))
 
     # -- processes ------------------------------------------------------------------------------------------

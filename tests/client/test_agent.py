@@ -1,5 +1,7 @@
 """The client agent against a fake server: registration, heartbeats, allocation flow, updates, restore."""
 
+import itertools
+
 from client_fakes import NODE_ID, FakeServers, Loop, make_alloc, make_job
 
 from orchestrator.client.agent import ClientConfig
@@ -50,11 +52,19 @@ def test_register_error_response_moves_on_at_once_then_backs_off():
     servers.fail_methods[REGISTER] = "No cluster leader"
     loop = Loop(servers)
     t0 = loop.now
-    loop.run_for(40)
+    loop.run_for(120)
     times = [t - t0 for t, _, _ in loop.sent_of(REGISTER)]
     assert times[:3] == [0.0, 0.0, 0.0]  # every server once
-    assert 15.0 <= times[3] <= 30.0  # then register_retry plus stagger
     assert len({dst for _, dst, _ in loop.sent_of(REGISTER)[:3]}) == 3
+    # Then a round of all three after each backoff: 0.5 s doubling per round up to register_retry (15 s),
+    # each plus up to as much again of stagger.
+    rounds = [times[i] for i in range(0, len(times), 3)]
+    assert all(times[i] == times[i + 1] == times[i + 2] for i in range(0, len(times) - 2, 3))
+    gaps = [b - a for a, b in itertools.pairwise(rounds)]
+    for n, gap in enumerate(gaps):
+        base = min(15.0, 0.5 * 2 ** n)
+        assert base <= gap <= 2 * base + 1e-9, (n, gap)
+    assert gaps[0] <= 1.0 and max(gaps) >= 15.0  # ready fast when servers come up; never hammered
 
 
 def test_heartbeat_every_ttl_to_the_leader():

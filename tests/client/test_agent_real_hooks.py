@@ -32,8 +32,8 @@ def test_register_now_skips_the_registration_back_off():
     servers = FakeServers()
     servers.fail_methods[REGISTER] = "No cluster leader"
     loop = Loop(servers)
-    loop.run_for(1)
-    assert not loop.agent.registered and len(loop.sent_of(REGISTER)) == 3  # then 15-30 s of back-off
+    loop.run_for(0.4)
+    assert not loop.agent.registered and len(loop.sent_of(REGISTER)) == 3  # then 0.5-1 s of back-off
     del servers.fail_methods[REGISTER]
     loop.agent.receive(loop.now, "agent", RegisterNow())
     loop.run_for(0.01)

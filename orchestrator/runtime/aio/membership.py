@@ -243,7 +243,12 @@ class Membership:
                 log.warning("membership: cannot join %s: %s", address, exc)
                 continue
             targets.append(infos[0][4][:2])
-        return await self._exchange(targets, self._join_timeout)
+        # Only our own address (a one-server cluster's retry_join lists itself): that join succeeds at once,
+        # or a lone server would retry forever. With others listed, only their answers count.
+        others = [t for t in targets if not (t[1] == self._port and t[0] in (self._advertise, self._bind[0]))]
+        if targets and not others:
+            return len(targets)
+        return await self._exchange(others, self._join_timeout)
 
     async def retry_join(self, addresses: Sequence[str], interval: float = 30.0, max_attempts: int = 0) -> int:
         """join() until at least one address answers (Nomad's server_join retry_join, retry_interval and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import re
@@ -230,6 +231,17 @@ class _Peer:
         if self.task is None or self.task.done():
             self.task = transport._loop.create_task(self._run(), name=f"yurt-peer-{self.address}")
 
+    def source(self) -> tuple[str, int] | None:
+        """Connect from our listen address when both ends are loopback addresses: agents side by side on
+        127.0.0.x then show who they are to the kernel, so a firewall rule can partition them (the scenario
+        suites do). Elsewhere the kernel picks the source, as it would for Nomad."""
+        listen = self.transport.listen_host
+        try:
+            both = ipaddress.ip_address(listen).is_loopback and ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return None
+        return (listen, 0) if both and listen != self.host else None
+
     def track(self, request: tuple[str, int]) -> None:
         if len(self.in_flight) >= _MAX_IN_FLIGHT:
             del self.in_flight[next(iter(self.in_flight))]
@@ -250,7 +262,8 @@ class _Peer:
                 await self.queue.wake.wait()
             try:
                 async with asyncio.timeout(transport.connect_timeout):
-                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                    reader, writer = await asyncio.open_connection(self.host, self.port,
+                                                                   local_addr=self.source())
             except (OSError, TimeoutError) as exc:
                 delay = self.backoff.next()
                 self.retry_at = transport._loop.time() + delay

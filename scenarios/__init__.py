@@ -1,0 +1,1 @@
+"""Scenario suites: each scenario written once against the Cluster interface, run on sim, local or lab."""

@@ -1,0 +1,1 @@
+"""The Cluster implementations: the simulator, local processes and the lab's hosts."""

@@ -1,0 +1,159 @@
+"""The host Clusters: agents deployed with remote/ onto an inventory's hosts, the netns lab's or any other."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from remote import deploy
+from remote.connect import open_connection
+from remote.inventory import Inventory, load_inventory
+from remote.lab import Lab, LabError
+from scenarios.cluster import ClusterError, Unsupported
+from scenarios.clusters.http import HttpCluster
+
+# The lab hosts the scenarios use: the seeds' s1 (server) and s2, s3 (server and client in one agent).
+LAB_HOSTS = ("s1", "s2", "s3")
+
+
+class InventoryCluster(HttpCluster):
+    """The cluster an inventory describes, already deployed (`fab deploy`). Faults are what SSH can do:
+    kill -9 an agent, start it again, kill a task; partitions need the lab's namespaces (Unsupported here)."""
+
+    kind = "inventory"
+
+    def __init__(self, inventory: Inventory | Path, lab: Lab | None = None) -> None:
+        self.inventory = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
+        self.lab = lab
+        self.servers = tuple(h.name for h in self.inventory.servers)
+        self.clients = tuple(h.name for h in self.inventory.clients)
+        self._stopped: set[str] = set()  # agents this cluster killed or stopped: not worth asking
+
+    # -- HttpCluster's hooks ----------------------------------------------------------------------------
+
+    def http_address(self, name: str) -> str:
+        return deploy.http_address(self.inventory, name)
+
+    def live_servers(self) -> list[str]:
+        return [s for s in self.servers if s not in self._stopped]
+
+    def server_name(self, rpc_address: str) -> str | None:
+        rpc = self.inventory.cluster.ports.rpc
+        return next((h.name for h in self.inventory.servers if rpc_address == f"{h.address}:{rpc}"), None)
+
+    def kill_pid(self, name: str, pid: int) -> None:
+        with open_connection(self.inventory, self.inventory.host(name)) as conn:
+            conn.run(f"kill -9 {int(pid)}", hide=True, warn=True)
+
+    # -- faults -----------------------------------------------------------------------------------------
+
+    def _check_host(self, name: str) -> None:
+        if name not in {h.name for h in self.inventory.hosts}:
+            raise ClusterError(f"unknown host {name!r}; the inventory has {[h.name for h in self.inventory.hosts]}")
+
+    def kill_server(self, name: str) -> None:
+        self._check_host(name)
+        deploy.kill(self.inventory, name)
+        self._stopped.add(name)
+
+    def start_server(self, name: str) -> None:
+        self._check_host(name)
+        deploy.start(self.inventory, [name])
+        self._stopped.discard(name)
+
+    def partition(self, *groups: tuple[str, ...] | list[str]) -> None:
+        if self.lab is None:
+            raise Unsupported("partitions need the netns lab's hosts (--cluster=lab)")
+        try:
+            self.lab.partition([list(g) for g in groups])
+        except LabError as exc:
+            raise ClusterError(str(exc)) from None
+
+    def heal(self) -> None:
+        if self.lab is not None:
+            self.lab.heal()
+
+    def lose_client(self, name: str) -> None:
+        """The host drops off the network (its interface cut from every other host); the control machine still
+        reaches it, as a monitoring network would, but no agent hears from it."""
+        if self.lab is None:
+            raise Unsupported("losing a host silently needs the netns lab (--cluster=lab)")
+        self._check_host(name)
+        self.lab.isolate(name)
+        if name in self.servers:
+            self._stopped.add(name)  # its stale views would only slow the others' answers
+
+    def stop_all(self) -> None:
+        deploy.stop(self.inventory)
+        self._stopped = set(self.servers)
+
+    def start_all(self) -> None:
+        deploy.start(self.inventory)
+        self._stopped.clear()
+
+    def logs(self, lines: int = 60) -> str:
+        parts = []
+        for host in self.inventory.hosts:
+            with contextlib.suppress(Exception):
+                parts.append(f"--- {host.name}\n{deploy.logs(self.inventory, host.name, lines)}")
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        self.heal()
+
+
+class LabCluster(InventoryCluster):
+    kind = "lab"
+
+
+class LabDeployment:
+    """The netns lab brought up and deployed once; each scenario gets a fresh cluster on it (fresh_cluster)."""
+
+    def __init__(self, lab: Lab, inventory: Inventory, deploy_seconds: float) -> None:
+        self.lab = lab
+        self.inventory = inventory
+        self.deploy_seconds = deploy_seconds
+
+    @classmethod
+    def up(cls, base: Path) -> LabDeployment:
+        lab = Lab(base, hosts=LAB_HOSTS)
+        lab.up()
+        try:
+            inventory = load_inventory(lab.inventory_path, check_files=True)
+            start = time.monotonic()
+            deploy.deploy(inventory, out=lambda *_: None)
+            return cls(lab, inventory, time.monotonic() - start)
+        except BaseException:
+            lab.down()
+            raise
+
+    def fresh_cluster(self) -> LabCluster:
+        """Every agent stopped, its data and leftover tasks gone, started again: a new cluster per scenario
+        without reinstalling anything."""
+        self.lab.heal()
+        deploy.stop(self.inventory)
+        data = self.inventory.cluster.data_dir
+        for host in self.lab.hosts:
+            # The client agents leave their tasks running when they stop (as Nomad's do): end them here, found
+            # by the host's network namespace, never by name.
+            for pid in self.lab.workload_pids(host):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with open_connection(self.inventory, self.inventory.host(host)) as conn:
+                conn.run(f"rm -rf {data}", hide=True, warn=True)
+        deploy.start(self.inventory)
+        cluster = LabCluster(self.inventory, self.lab)
+        cluster.wait_healthy(90)
+        return cluster
+
+    def down(self) -> None:
+        with contextlib.suppress(Exception):
+            deploy.teardown(self.inventory)
+        self.lab.down()
+
+    def describe(self) -> dict[str, Any]:
+        return {"hosts": list(self.lab.hosts), "deploy_seconds": round(self.deploy_seconds, 2)}

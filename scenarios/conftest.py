@@ -1,0 +1,107 @@
+"""Scenario fixtures: `cluster` (one per kind given with --cluster) and `record` (the scenario's JSON record)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scenarios.cluster import Cluster
+from scenarios.record import Record
+
+KINDS = ("sim", "local", "lab")
+
+
+def _kinds(config: pytest.Config) -> list[str]:
+    kinds = [k.strip() for k in str(config.getoption("--cluster")).split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in KINDS and not kind.startswith("inventory:"):
+            raise pytest.UsageError(f"--cluster {kind!r}: expected one of {', '.join(KINDS)} or inventory:PATH")
+    return kinds
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cluster" in metafunc.fixturenames:
+        kinds = _kinds(metafunc.config)
+        metafunc.parametrize("cluster", kinds, ids=[k.split(":")[0] for k in kinds], indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The markers follow where each run goes, so `-m "not lab"` and friends select as everywhere else.
+    marks = {"sim": ("sim",), "local": ("real", "slow"), "lab": ("lab", "slow")}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "cluster" not in callspec.params:
+            continue
+        item.add_marker("scenario")
+        for mark in marks.get(str(callspec.params["cluster"]).split(":")[0], ("lab", "slow")):
+            item.add_marker(mark)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)  # the fixtures below read the outcome of the call
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "rep_call", None)
+    return report is None or report.failed
+
+
+@pytest.fixture(scope="session")
+def lab_deployment(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The netns lab brought up and deployed with remote/ once per session, torn down at the end."""
+    from scenarios.clusters.lab import LabDeployment
+
+    if os.geteuid() != 0:
+        pytest.skip("the netns lab needs root")
+    if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
+        pytest.skip("the netns lab needs sshd (apt-get install openssh-server)")
+    deployment = LabDeployment.up(Path(request.config.rootpath) / ".scenario-lab")
+    yield deployment
+    deployment.down()
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    kind = str(request.param)
+    built: Cluster
+    if kind == "sim":
+        from scenarios.clusters.sim import SimulatedCluster
+
+        built = SimulatedCluster(seed=request.config.getoption("--seed"))
+    elif kind == "local":
+        from scenarios.clusters.local import LocalProcessCluster
+
+        built = LocalProcessCluster()
+    elif kind == "lab":
+        built = request.getfixturevalue("lab_deployment").fresh_cluster()
+    else:
+        from scenarios.clusters.lab import InventoryCluster
+
+        built = InventoryCluster(Path(kind.split(":", 1)[1]))
+    try:
+        yield built
+    finally:
+        if _failed(request) and hasattr(built, "logs"):
+            print(built.logs())  # shown with the failure: what each agent said
+        built.close()
+
+
+@pytest.fixture
+def record(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Record]:
+    name = re.sub(r"^test_", "", request.node.originalname).replace("_", "-")
+    rec = Record(scenario=name, cluster=cluster.kind)
+    yield rec
+    report = getattr(request.node, "rep_call", None)
+    rec.outcome = "passed" if report is not None and report.passed else (
+        "skipped" if report is not None and report.skipped else "failed")
+    results = Path(request.config.getoption("--results"))
+    rec.write(results if results.is_absolute() else Path(request.config.rootpath) / results)
+

@@ -14,7 +14,7 @@ from remote.build import Release, build_release
 from remote.connect import fan_out, open_connection
 from remote.health import check_health, format_status
 from remote.hostctl import DAEMON, SYSTEMD, Facts, RemoteError, q, sh
-from remote.inventory import Host, Inventory, format_diagnostic, load_inventory
+from remote.inventory import SERVICE_MODES, Host, Inventory, format_diagnostic, load_inventory
 from remote.render import layout, render_config_files, render_unit, sha256_text
 
 __all__ = ["DeployError", "HostResult", "agent_pid", "check_health", "deploy", "format_status", "http_address",
@@ -24,7 +24,6 @@ __all__ = ["DeployError", "HostResult", "agent_pid", "check_health", "deploy", "
 Out = Callable[[str], None]
 InventoryLike = Inventory | str | os.PathLike[str]
 HEALTH_TIMEOUT = 90.0
-SERVICE_MODES = ("auto", SYSTEMD, DAEMON)
 
 
 class DeployError(RuntimeError):
@@ -72,8 +71,8 @@ def _hosts(inventory: Inventory, names: Iterable[str] | None) -> list[Host]:
 def service_mode(inventory: Inventory, facts: Facts) -> str:
     """systemd where the inventory allows it (cluster.service: auto|systemd|daemon, default auto) and it is usable
     from the host's SSH session (see hostctl.systemd_usable); else a pid-file daemon."""
-    setting = getattr(inventory.cluster, "service", "auto") or "auto"
-    if setting not in SERVICE_MODES:
+    setting = inventory.cluster.service or "auto"
+    if setting not in SERVICE_MODES:  # validated on load; an Inventory built in code may still say anything
         raise RemoteError(f"cluster.service is {setting!r}; expected one of {', '.join(SERVICE_MODES)}")
     if setting == SYSTEMD and not facts.systemd:
         raise RemoteError("cluster.service is systemd, but systemd does not run in this host's namespaces")

@@ -17,7 +17,8 @@ from orchestrator.jobspec.diagnostics import Collector, Diagnostic, did_you_mean
 
 ROLES = ("server", "client")
 TOP_KEYS = ("cluster", "defaults", "hosts", "groups", "known_hosts", "accept_unknown_host_keys")
-CLUSTER_KEYS = ("region", "datacenter", "ports", "data_dir", "install_dir", "python", "agent_config")
+CLUSTER_KEYS = ("region", "datacenter", "ports", "data_dir", "install_dir", "python", "agent_config", "service")
+SERVICE_MODES = ("auto", "systemd", "daemon")
 PORT_KEYS = ("http", "rpc", "serf")
 DEFAULT_KEYS = ("user", "port", "key")
 HOST_KEYS = ("name", "address", "user", "port", "key", "roles", "datacenter", "node_class", "meta", "host_volumes")
@@ -50,6 +51,8 @@ class Cluster:
     data_dir: str = "/opt/yurt/data"
     install_dir: str = "/opt/yurt"
     python: str = "python3"
+    # How agents run: systemd where it runs in the host's own namespaces (auto), always, or a pid-file daemon.
+    service: str = "auto"
     # Merged over the generated agent config: a YAML mapping of HCL keys, or HCL text used verbatim.
     agent_config: dict[str, Any] | str = field(default_factory=dict)
 
@@ -286,7 +289,10 @@ class _Parser(_Reader):
                 cluster.agent_config = plain if isinstance(plain, dict | str) else {}
             else:
                 text = self.scalar(value, where, "str")
-                if text is not _MISSING:
+                if key == "service" and text is not _MISSING and text not in SERVICE_MODES:
+                    hint = did_you_mean(str(text), SERVICE_MODES)
+                    self.error(value, where, f"expected one of {', '.join(SERVICE_MODES)}, got {text!r}{hint}")
+                elif text is not _MISSING:
                     setattr(cluster, key, text)
         return cluster
 

@@ -64,6 +64,10 @@ def lab_deployment(request: pytest.FixtureRequest):  # type: ignore[no-untyped-d
     if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
         pytest.skip("the netns lab needs sshd (apt-get install openssh-server)")
     deployment = LabDeployment.up(Path(request.config.rootpath) / ".scenario-lab")
+    record = Record(scenario="fab-deploy", cluster="lab", outcome="passed")
+    record.time("deploy_from_nothing", deployment.deploy_seconds)
+    record.time("deploy_unchanged", deployment.redeploy_seconds)
+    record.write(_results(request.config))
     yield deployment
     deployment.down()
 
@@ -102,6 +106,10 @@ def record(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Record]
     report = getattr(request.node, "rep_call", None)
     rec.outcome = "passed" if report is not None and report.passed else (
         "skipped" if report is not None and report.skipped else "failed")
-    results = Path(request.config.getoption("--results"))
-    rec.write(results if results.is_absolute() else Path(request.config.rootpath) / results)
+    rec.write(_results(request.config))
+
+
+def _results(config: pytest.Config) -> Path:
+    results = Path(config.getoption("--results"))
+    return results if results.is_absolute() else Path(config.rootpath) / results
 

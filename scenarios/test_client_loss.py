@@ -15,8 +15,8 @@ def test_client_loss(cluster, record):
     lost = max(placed, key=lambda n: (placed[n], n))
     record.fact("lost_node", lost)
 
-    start = cluster.now()
     cluster.lose_client(lost)
+    start = cluster.now()
     down = cluster.wait_for(lambda: (n := cluster.node(lost)) and n["Status"] == "down", 90, interval=0.1)
     record.time("loss_to_down", cluster.now() - start if down else None)
     assert down, cluster.node(lost)

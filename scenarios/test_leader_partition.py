@@ -14,8 +14,8 @@ def test_leader_partitioned_into_minority(cluster, record):
     # Clients stay with the majority, as a leader's rack switch failing would leave them.
     rest = list(dict.fromkeys(a for a in (*majority, *cluster.clients) if a != old))
 
-    start = cluster.now()
     require(cluster.partition, [old], rest)
+    start = cluster.now()  # once the rules are in place
 
     def majority_leader() -> str | None:
         views = cluster.leader_views()
@@ -36,8 +36,8 @@ def test_leader_partitioned_into_minority(cluster, record):
     record.fact("minority_write_refused", refused)
     assert refused
 
-    start = cluster.now()
     cluster.heal()
+    start = cluster.now()
     healed = cluster.wait_for(lambda: set(cluster.leader_views().values()) == {new}
                               and len(cluster.leader_views()) == len(cluster.servers), 30)
     record.time("heal_to_one_leader", cluster.now() - start if healed else None)

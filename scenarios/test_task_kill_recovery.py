@@ -21,7 +21,6 @@ def test_task_kill_recovery(cluster, record):
 
     for attempt in range(1, ATTEMPTS + 1):
         cluster.sleep(0.5)  # let the task settle, as someone running `docker kill` by hand would
-        start = cluster.now()
         cluster.kill_task(alloc_id, "app")
         took = cluster.timed(restarted(attempt), 30)
         record.time(f"kill_to_restart_{attempt}", took)
@@ -29,8 +28,8 @@ def test_task_kill_recovery(cluster, record):
 
     # Attempts spent: the next kill fails the allocation and the reschedule policy places a replacement.
     cluster.sleep(0.5)
-    start = cluster.now()
     cluster.kill_task(alloc_id, "app")
+    start = cluster.now()
 
     def replaced():
         running = cluster.running("recover")

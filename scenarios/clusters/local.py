@@ -147,8 +147,11 @@ class LocalProcessCluster(HttpCluster):
                 self._check(name, tuple(self.agents))
         if self._iptables("-N", CHAIN, check=False).returncode != 0:
             self._iptables("-F", CHAIN)
-        if self._iptables("-C", "INPUT", "-j", CHAIN, check=False).returncode != 0:
-            self._iptables("-I", "INPUT", "-j", CHAIN)
+        # Both ways, as the lab's per-host rules do: a sender's packets are dropped on its way out too, so the
+        # same fault reads the same on local processes and on lab hosts.
+        for hook in ("INPUT", "OUTPUT"):
+            if self._iptables("-C", hook, "-j", CHAIN, check=False).returncode != 0:
+                self._iptables("-I", hook, "-j", CHAIN)
         self._partitioned = True
         # Agents connect from their own address (the transport binds it on loopback), so a pair of addresses
         # names both ends; agents in no group keep reaching everyone, as in the simulator.
@@ -163,7 +166,8 @@ class LocalProcessCluster(HttpCluster):
     def heal(self) -> None:
         if not self._partitioned:
             return
-        self._iptables("-D", "INPUT", "-j", CHAIN, check=False)
+        for hook in ("INPUT", "OUTPUT"):
+            self._iptables("-D", hook, "-j", CHAIN, check=False)
         self._iptables("-F", CHAIN, check=False)
         self._iptables("-X", CHAIN, check=False)
         self._partitioned = False

@@ -147,6 +147,8 @@ def test_even_servers_is_a_warning_not_an_error():
      "inv.yml:2:61: hosts.a.meta.k: expected a string, got a list"),
     ("defaults: {usr: root}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [server]}\n",
      'inv.yml:1:12: defaults.usr: unknown key "usr"; did you mean "user"?'),
+    ("cluster: {service: sysd}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [server]}\n",
+     'inv.yml:1:20: cluster.service: expected one of auto, systemd, daemon, got \'sysd\'; did you mean "systemd"?'),
     ("hosts: [\n", "inv.yml:2:1: invalid YAML"),
     ("", 'inv.yml: the inventory is empty'),
     ("cluster: {}\n", 'inv.yml:1:1: hosts: missing "hosts"'),

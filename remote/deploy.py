@@ -256,10 +256,17 @@ def restart(inventory: InventoryLike, hosts: Iterable[str] | None = None, out: O
     return _each(load(inventory, out), hosts, "restarted", again, need_install=True, out=out)
 
 
-def kill(inventory: InventoryLike, host: str) -> None:
-    """kill -9 the agent by its pid file, as a crash. In daemon mode nothing restarts it until start()."""
+def kill(inventory: InventoryLike, host: str, before: Callable[[], None] | None = None) -> None:
+    """kill -9 the agent by its pid file, as a crash. In daemon mode nothing restarts it until start().
+    `before` runs once the connection is up, just before the kill is sent (scenarios time failovers from it)."""
     inv = load(inventory)
-    _on_host(inv, inv.host(host), hostctl.kill)
+
+    def crash(conn: Any, lay: Any, mode: str) -> None:
+        if before is not None:
+            before()
+        hostctl.kill(conn, lay, mode)
+
+    _on_host(inv, inv.host(host), crash)
 
 
 def agent_pid(inventory: InventoryLike, host: str) -> int | None:

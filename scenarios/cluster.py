@@ -31,6 +31,12 @@ class Cluster(ABC):
     kind: str = ""
     servers: tuple[str, ...] = ()
     clients: tuple[str, ...] = ()
+    # When the last fault took effect, on this cluster's clock: scenarios time recoveries from here, not from
+    # when they asked, since on hosts a fault travels over SSH first (each fault method marks it).
+    fault_at: float = 0.0
+
+    def mark_fault(self) -> None:
+        self.fault_at = self.now()
 
     # -- time -------------------------------------------------------------------------------------------
 

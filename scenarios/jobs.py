@@ -81,6 +81,18 @@ def batch(job_id: str, seconds: int, *, node: str | None = None) -> str:
 '''
 
 
+def system(job_id: str) -> str:
+    """A system job: one sleeper on every eligible client (a node agent, a log shipper...)."""
+    sleeper = SLEEPER.format(task="agent", seconds=3600, sim_run_for="forever")
+    return f'''job "{job_id}" {{
+  datacenters = ["dc1"]
+  type        = "system"
+  group "agent" {{{sleeper}
+  }}
+}}
+'''
+
+
 def write_probe(job_id: str) -> str:
     """A job of count 0: registering it is one committed write and places nothing (LAB.md's failover probe)."""
     return f'''job "{job_id}" {{

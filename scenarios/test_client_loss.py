@@ -16,7 +16,7 @@ def test_client_loss(cluster, record):
     record.fact("lost_node", lost)
 
     cluster.lose_client(lost)
-    start = cluster.now()
+    start = cluster.fault_at
     down = cluster.wait_for(lambda: (n := cluster.node(lost)) and n["Status"] == "down", 90, interval=0.1)
     record.time("loss_to_down", cluster.now() - start if down else None)
     assert down, cluster.node(lost)

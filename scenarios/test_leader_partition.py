@@ -15,7 +15,7 @@ def test_leader_partitioned_into_minority(cluster, record):
     rest = list(dict.fromkeys(a for a in (*majority, *cluster.clients) if a != old))
 
     require(cluster.partition, [old], rest)
-    start = cluster.now()  # once the rules are in place
+    start = cluster.fault_at  # once the rules are in place
 
     def majority_leader() -> str | None:
         views = cluster.leader_views()
@@ -37,7 +37,7 @@ def test_leader_partitioned_into_minority(cluster, record):
     assert refused
 
     cluster.heal()
-    start = cluster.now()
+    start = cluster.fault_at
     healed = cluster.wait_for(lambda: set(cluster.leader_views().values()) == {new}
                               and len(cluster.leader_views()) == len(cluster.servers), 30)
     record.time("heal_to_one_leader", cluster.now() - start if healed else None)

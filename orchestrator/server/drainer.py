@@ -124,11 +124,16 @@ def plan_drain(state: StateReader, now: float, rng: Rng, *, proposed: Collection
             if job_type not in _RUN_TO_COMPLETION and not alloc.terminal():
                 jobs_to_check[(alloc.namespace, alloc.job_id)] = None
         if others_done:
-            # Everything else has left: stop the system allocations too, and the drain is complete.
-            for alloc in allocs:
-                if _job_type(alloc) == "system" and not alloc.terminal() and not ignore_system:
+            # Everything else has left: stop the system allocations too. As Nomad's drainingNode.IsDone, the
+            # drain is complete once they have stopped on the client, not when they are asked to: a node that
+            # left its drain (and only turned ineligible) would keep them running for good.
+            system = [a for a in allocs
+                      if _job_type(a) == "system" and not a.client_terminal() and not ignore_system]
+            for alloc in system:
+                if not alloc.terminal():
                     marked[alloc.id] = alloc
-            actions.done_nodes.append(node_id)
+            if not system:
+                actions.done_nodes.append(node_id)
         elif deadline is not None:
             deadlines.append(deadline)
 

@@ -51,6 +51,7 @@ class InventoryCluster(HttpCluster):
 
     def kill_pid(self, name: str, pid: int) -> None:
         with open_connection(self.inventory, self.inventory.host(name)) as conn:
+            self.mark_fault()  # the connection is up: what is left is one command's round trip
             hostctl.sh(conn, f"kill -9 {int(pid)}", check=False)
 
     # -- faults -----------------------------------------------------------------------------------------
@@ -61,7 +62,7 @@ class InventoryCluster(HttpCluster):
 
     def kill_server(self, name: str) -> None:
         self._check_host(name)
-        deploy.kill(self.inventory, name)
+        deploy.kill(self.inventory, name, before=self.mark_fault)
         self._stopped.add(name)
 
     def start_server(self, name: str) -> None:
@@ -76,10 +77,12 @@ class InventoryCluster(HttpCluster):
             self.lab.partition([list(g) for g in groups])
         except LabError as exc:
             raise ClusterError(str(exc)) from None
+        self.mark_fault()
 
     def heal(self) -> None:
         if self.lab is not None:
             self.lab.heal()
+        self.mark_fault()
 
     def lose_client(self, name: str) -> None:
         """The host drops off the network (its interface cut from every other host); the control machine still
@@ -88,6 +91,7 @@ class InventoryCluster(HttpCluster):
             raise Unsupported("losing a host silently needs the netns lab (--cluster=lab)")
         self._check_host(name)
         self.lab.isolate(name)
+        self.mark_fault()
         if name in self.servers:
             self._stopped.add(name)  # its stale views would only slow the others' answers
 

@@ -76,6 +76,7 @@ class LocalProcessCluster(HttpCluster):
     def kill_pid(self, name: str, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+        self.mark_fault()
 
     # -- processes --------------------------------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class LocalProcessCluster(HttpCluster):
         agent = self.agents[name]
         if agent.alive:
             agent.proc.send_signal(sig)  # type: ignore[union-attr]
+            self.mark_fault()
             try:
                 agent.proc.wait(timeout=15)  # type: ignore[union-attr]
             except subprocess.TimeoutExpired:
@@ -162,6 +164,7 @@ class LocalProcessCluster(HttpCluster):
                         src, dst = self.agents[a].host, self.agents[b].host
                         self._iptables("-A", CHAIN, "-s", src, "-d", dst, "-j", "DROP")
                         self._iptables("-A", CHAIN, "-s", dst, "-d", src, "-j", "DROP")
+        self.mark_fault()
 
     def heal(self) -> None:
         if not self._partitioned:
@@ -171,6 +174,7 @@ class LocalProcessCluster(HttpCluster):
         self._iptables("-F", CHAIN, check=False)
         self._iptables("-X", CHAIN, check=False)
         self._partitioned = False
+        self.mark_fault()
 
     # -- the end ----------------------------------------------------------------------------------------
 

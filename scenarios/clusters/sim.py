@@ -135,6 +135,7 @@ class SimulatedCluster(Cluster):
         self._check(name, self.servers, "server")
         # A process kill, not a machine loss: its host refuses connections and its peers see them close.
         self.sim.crash(name)
+        self.mark_fault()
 
     def start_server(self, name: str) -> None:
         self._check(name, self.servers + self.clients, "agent")
@@ -149,9 +150,11 @@ class SimulatedCluster(Cluster):
                 self._check(name, known, "agent")
         # The operator agent is in no group, so it still reaches every server (unlisted nodes reach all).
         self.sim.partition(*groups)
+        self.mark_fault()
 
     def heal(self) -> None:
         self.sim.heal()
+        self.mark_fault()
 
     def kill_task(self, alloc_id: str, task: str) -> None:
         for client_id in self.clients:
@@ -159,6 +162,7 @@ class SimulatedCluster(Cluster):
             handle = self._task_handle(client_id, alloc_id, task)
             if handle is not None:
                 driver.kill(self.sim.runtime.clock(client_id), handle)
+                self.mark_fault()
                 self.sim.runtime.kick(client_id)  # the client polls its driver now, as on SIGCHLD
                 return
         raise ClusterError(f"no running task {task!r} of allocation {alloc_id}")
@@ -178,6 +182,7 @@ class SimulatedCluster(Cluster):
         self._check(name, self.clients, "client")
         # The machine dies silently: no connection is refused, servers notice only missed heartbeats.
         self.sim.crash_machine(name)
+        self.mark_fault()
 
     def stop_all(self) -> None:
         # A crash keeps what each agent synced, which is what a clean stop keeps: the servers' Raft logs and

@@ -44,3 +44,14 @@ def restarts(alloc: dict[str, Any], task: str) -> int:
 def write_until_accepted(cluster: Cluster, hcl: str, timeout: float) -> bool:
     """Retry a registration until some server accepts it (LAB.md's failover method)."""
     return bool(cluster.wait_for(lambda: cluster.run_job(hcl, timeout=1.0), timeout, interval=0.02))
+
+
+def summary(allocs: list[dict[str, Any]]) -> list[str]:
+    """One line per allocation, for failure messages: id, node, version, desired/client status, restarts."""
+    lines = []
+    for a in sorted(allocs, key=lambda a: a.get("CreateIndex", 0)):
+        transition = {k: v for k, v in (a.get("DesiredTransition") or {}).items() if v}
+        health = (a.get("DeploymentStatus") or {}).get("Healthy")
+        lines.append(f"{a['ID'][:8]} {a.get('Name', '')} node={a.get('NodeName')} v{a.get('JobVersion')} "
+                     f"{a['DesiredStatus']}/{a['ClientStatus']} transition={transition or '-'} healthy={health}")
+    return lines

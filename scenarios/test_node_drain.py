@@ -3,7 +3,7 @@ a batch allocation is left to finish before the deadline, the system job's alloc
 Nomad's drainer does without -ignore-system), and the drained node ends ineligible."""
 
 from scenarios import jobs
-from scenarios.steps import running_on, wait_running
+from scenarios.steps import running_on, summary, wait_running
 
 COUNT = 3
 MAX_PARALLEL = 1
@@ -47,7 +47,7 @@ def test_node_drain(cluster, record):
     took = cluster.timed(moved, DEADLINE + 30, interval=0.05)
     record.time("drain_to_moved", took)
     record.fact("most_in_flight", most_moving)
-    assert took is not None, cluster.allocations("web")
+    assert took is not None, summary(cluster.allocations("web"))
     assert most_moving <= MAX_PARALLEL
     record.fact("system_stopped_before_services_moved", system_stopped_early)
     assert not system_stopped_early, cluster.allocations("shipper")

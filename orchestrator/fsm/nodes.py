@@ -138,6 +138,7 @@ def node_drain_update(ctx: Context, cmd: dict[str, Any]) -> ApplyResult:
         ctx.store.touch_node(ctx.index, node_id, updated_at=updated_at // NS_PER_SECOND if updated_at else None,
                              event=event)
         ctx.store.upsert_evals(ctx.index, evals)
+    ctx.nodes.add(node_id)  # the leader's drainer wakes on it: nothing else may change on an idle node
     _unblock_if_eligible(ctx, node)
     return ctx.result(_response(ctx, node_id, evals))
 
@@ -159,6 +160,7 @@ def node_eligibility_update(ctx: Context, cmd: dict[str, Any]) -> ApplyResult:
         ctx.store.touch_node(ctx.index, node_id, updated_at=updated_at // NS_PER_SECOND if updated_at else None,
                              event=event)
         ctx.store.upsert_evals(ctx.index, evals)
+    ctx.nodes.add(node_id)  # the leader's drainer wakes on it: nothing else may change on an idle node
     _unblock_if_eligible(ctx, node)
     return ctx.result(_response(ctx, node_id, evals))
 

@@ -34,8 +34,9 @@ class ApplyResult:
     blocked (a complete one without failures lets the tracker drop its job's blocked evals);
     `unblock_classes`/`unblock_nodes` are Nomad's blockedEvals.Unblock(class) / UnblockNode(node);
     `alloc_nodes` are nodes whose clients must pull allocations again; `nodes` are nodes registered,
-    status-changed or deregistered (heartbeat timers); `jobs` are jobs registered or deregistered (the
-    periodic dispatcher); `deployments` are deployments created, changed or deleted (the watcher).
+    status-changed, drain-changed or deregistered (heartbeat timers, the drainer); `jobs` are jobs
+    registered or deregistered (the periodic dispatcher); `deployments` are deployments created, changed or
+    deleted (the watcher).
     """
 
     response: dict[str, Any] = field(default_factory=dict)

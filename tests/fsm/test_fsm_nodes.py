@@ -114,6 +114,8 @@ def test_drain_starts_and_cancels_with_times_from_the_command():
     assert stored.scheduling_eligibility == "ineligible" and stored.drain
     assert (stored.drain_strategy.started_at, stored.drain_strategy.force_deadline) == (T0, T0 + 60 * SECOND)
     assert stored.events[-1].message == "Node drain strategy set" and not result.unblock_classes
+    # The leader's drainer wakes on it: on an idle node nothing else would change to wake it.
+    assert result.nodes == {node.id}
     # A new strategy keeps the start of the drain it replaces.
     log.ok(c.node_drain_update(node_id=node.id, drain_strategy=DrainStrategy(DrainSpec(deadline=-1)),
                                updated_at=T0 + 9 * SECOND))

@@ -1,90 +1,49 @@
-"""The netns lab: hosts as network namespaces on a bridge, each with its own sshd, plus fault helpers."""
+"""The netns lab: hosts as network namespaces on a bridge, each with its own sshd, hostname and /opt."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
+
+from remote.lab_faults import LabFaults
+from remote.procs import LabError, alive, descendants, run, signal_pid, tcp_open
+
+__all__ = ["BRIDGE", "Lab", "LabError", "alive", "main", "tcp_open", "unavailable"]
 
 BRIDGE = "yurtbr0"
 NS_PREFIX = "yurt-"  # namespaces are prefixed so the lab never deletes one it did not create
 VETH_PREFIX = "yv-"
 KEY_NAME = "yurt_lab"
 FORWARD_RULE = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
-CHAIN = "YURT_LAB"
-NFT_TABLE = "yurtlab"
 
 
-class LabError(RuntimeError):
-    pass
+def unavailable(firewall: bool = False) -> str | None:
+    """Why a lab cannot come up on this machine (None when it can): for tests and fixtures to skip with."""
+    if os.geteuid() != 0:
+        return "the netns lab needs root"
+    for tool in ("ip", "nsenter", "unshare", "ssh-keygen"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed"
+    if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
+        return "sshd is not installed (apt-get install openssh-server)"
+    if firewall and not (shutil.which("iptables") or shutil.which("nft")):
+        return "neither iptables nor nft is installed"
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        return f"bridge {BRIDGE} exists: another lab is up"
+    return None
 
 
-def _run(*cmd: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, input=input)
-    if check and proc.returncode != 0:
-        raise LabError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0) but is gone for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _signal(pid: int, sig: int) -> None:
-    # The process may exit between our check and the signal; that is the outcome we wanted anyway.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _children(pid: int) -> list[int]:
-    """All descendants of pid (sshd's session processes), found through /proc since there is no pgrep contract."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def tcp_open(address: str, port: int = 22, timeout: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-class Lab:
+class Lab(LabFaults):
     """A set of hosts as network namespaces on bridge yurtbr0, with sshd, key, known_hosts and inventory in base_dir."""
 
     def __init__(self, base_dir: str | os.PathLike[str], hosts: Sequence[str] = ("s1", "s2", "s3"),
@@ -163,31 +122,31 @@ class Lab:
             raise
 
     def _network(self) -> None:
-        _run("ip", "link", "add", BRIDGE, "type", "bridge")
-        _run("ip", "addr", "add", f"{self.subnet}.1/24", "dev", BRIDGE)
-        _run("ip", "link", "set", BRIDGE, "up")
+        run("ip", "link", "add", BRIDGE, "type", "bridge")
+        run("ip", "addr", "add", f"{self.subnet}.1/24", "dev", BRIDGE)
+        run("ip", "link", "set", BRIDGE, "up")
         # Docker's FORWARD DROP policy would otherwise drop bridged host-to-host traffic (br_netfilter).
-        if shutil.which("iptables") and _run("iptables", "-C", *FORWARD_RULE, check=False).returncode != 0:
-            _run("iptables", "-I", *FORWARD_RULE, check=False)
+        if shutil.which("iptables") and run("iptables", "-C", *FORWARD_RULE, check=False).returncode != 0:
+            run("iptables", "-I", *FORWARD_RULE, check=False)
         for host in self.hosts:
             ns, veth = self.netns(host), VETH_PREFIX + host
-            _run("ip", "netns", "add", ns)
-            _run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _run("ip", "link", "set", veth, "master", BRIDGE, "up")
-            _run("ip", "-n", ns, "addr", "add", f"{self.address(host)}/24", "dev", "eth0")
-            _run("ip", "-n", ns, "link", "set", "eth0", "up")
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
+            run("ip", "netns", "add", ns)
+            run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            run("ip", "link", "set", veth, "master", BRIDGE, "up")
+            run("ip", "-n", ns, "addr", "add", f"{self.address(host)}/24", "dev", "eth0")
+            run("ip", "-n", ns, "link", "set", "eth0", "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
 
     def _keys(self) -> None:
         if not self.key_path.exists():
-            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "yurt-lab", "-f", str(self.key_path))
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "yurt-lab", "-f", str(self.key_path))
         shutil.copyfile(f"{self.key_path}.pub", self.base_dir / "authorized_keys")
         for host in self.hosts:
             hdir = self.host_dir(host)
             (hdir / "opt").mkdir(parents=True, exist_ok=True)
             hkey = hdir / "ssh_host_ed25519_key"
             if not hkey.exists():
-                _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host, "-f", str(hkey))
+                run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host, "-f", str(hkey))
 
     def _start_sshd(self, host: str, sshd: str) -> None:
         hdir = self.host_dir(host)
@@ -212,7 +171,7 @@ class Lab:
         script = (f"echo {host} > /proc/sys/kernel/hostname && mount --bind {hdir / 'opt'} /opt"
                   f" && exec {sshd} -f {config} -E {hdir / 'sshd.log'}")
         # nsenter rather than `ip netns exec`, which remounts /sys and would hide it from daemons started later.
-        _run("nsenter", f"--net={self.netns_path(host)}", "unshare", "--mount", "--uts", "--propagation", "private",
+        run("nsenter", f"--net={self.netns_path(host)}", "unshare", "--mount", "--uts", "--propagation", "private",
              "sh", "-c", script)
 
     def _host_keys(self) -> dict[str, str]:
@@ -261,14 +220,14 @@ class Lab:
             return
         for host in self.hosts:
             if os.path.exists(self.netns_path(host)):
-                _run("ip", "netns", "del", self.netns(host), check=False)
+                run("ip", "netns", "del", self.netns(host), check=False)
             if Path(f"/sys/class/net/{VETH_PREFIX}{host}").exists():
-                _run("ip", "link", "del", VETH_PREFIX + host, check=False)
+                run("ip", "link", "del", VETH_PREFIX + host, check=False)
         if Path(f"/sys/class/net/{BRIDGE}").exists():
-            _run("ip", "link", "del", BRIDGE, check=False)
+            run("ip", "link", "del", BRIDGE, check=False)
         if shutil.which("iptables"):
-            while _run("iptables", "-C", *FORWARD_RULE, check=False).returncode == 0:
-                if _run("iptables", "-D", *FORWARD_RULE, check=False).returncode != 0:
+            while run("iptables", "-C", *FORWARD_RULE, check=False).returncode == 0:
+                if run("iptables", "-D", *FORWARD_RULE, check=False).returncode != 0:
                     break
         self.state_path.unlink(missing_ok=True)
 
@@ -282,23 +241,23 @@ class Lab:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             return None
-        return pid if str(self.host_dir(host) / "sshd_config") in cmdline and _alive(pid) else None
+        return pid if str(self.host_dir(host) / "sshd_config") in cmdline and alive(pid) else None
 
     def _stop_sshd(self, host: str) -> None:
         pid = self._sshd_pid(host)
         if pid is not None:
             # Session processes too: left running they would keep the namespace alive after `ip netns del`.
-            pids = [pid, *_children(pid)]
+            pids = [pid, *descendants(pid)]
             for p in pids:
                 # SIGCONT first: a paused sshd would not act on SIGTERM.
-                _signal(p, signal.SIGCONT)
-                _signal(p, signal.SIGTERM)
+                signal_pid(p, signal.SIGCONT)
+                signal_pid(p, signal.SIGTERM)
             deadline = time.monotonic() + 2
-            while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            while any(alive(p) for p in pids) and time.monotonic() < deadline:
                 time.sleep(0.01)
             for p in pids:
-                if _alive(p):
-                    _signal(p, signal.SIGKILL)
+                if alive(p):
+                    signal_pid(p, signal.SIGKILL)
         self.pid_file(host).unlink(missing_ok=True)
 
     def status(self) -> dict:
@@ -313,147 +272,6 @@ class Lab:
                 "paused": self._paused.get(host, []),
             }
         return {"bridge": Path(f"/sys/class/net/{BRIDGE}").exists(), "dir": str(self.base_dir), "hosts": hosts}
-
-    # -- probes ---------------------------------------------------------------------------------
-    def exec_in(self, host: str, *cmd: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-        """Run a command in host's network namespace (not its mount/UTS namespace)."""
-        return subprocess.run(["nsenter", f"--net={self.netns_path(host)}", *cmd], capture_output=True, text=True,
-                              timeout=timeout)
-
-    def can_connect(self, src: str, dst: str, port: int = 22, timeout: float = 0.5) -> bool:
-        code = (f"import socket\ntry:\n socket.create_connection(({self.address(dst)!r},{port}),{timeout}).close()\n"
-                "except OSError:\n raise SystemExit(1)")
-        return self.exec_in(src, sys.executable, "-c", code).returncode == 0
-
-    # -- faults ---------------------------------------------------------------------------------
-    def _firewall(self) -> str:
-        # Prefer iptables (the Docker hosts have it), fall back to nft; either works inside a namespace.
-        for tool in ("iptables", "nft"):
-            if shutil.which(tool):
-                return tool
-        raise LabError("neither iptables nor nft is installed")
-
-    def _block(self, host: str, peers: Iterable[str]) -> None:
-        addrs = [self.address(p) for p in peers]
-        if not addrs:
-            return
-        ns = self.netns_path(host)
-        if self._firewall() == "iptables":
-            ipt = ["nsenter", f"--net={ns}", "iptables"]
-            if _run(*ipt, "-N", CHAIN, check=False).returncode == 0:
-                _run(*ipt, "-I", "INPUT", "-j", CHAIN)
-                _run(*ipt, "-I", "OUTPUT", "-j", CHAIN)
-            for addr in addrs:
-                _run(*ipt, "-A", CHAIN, "-s", addr, "-j", "DROP")
-                _run(*ipt, "-A", CHAIN, "-d", addr, "-j", "DROP")
-        else:
-            rules = "".join(f"add rule inet {NFT_TABLE} {c} ip {d} {a} drop\n"
-                            for a in addrs for c, d in (("input", "saddr"), ("output", "daddr")))
-            _run("nsenter", f"--net={ns}", "nft", "-f", "-", input=(
-                f"table inet {NFT_TABLE} {{\n chain input {{ type filter hook input priority 0; }}\n"
-                f" chain output {{ type filter hook output priority 0; }}\n}}\n" + rules))
-
-    def partition(self, groups: Sequence[Sequence[str]]) -> None:
-        """Cut traffic between hosts of different groups; hosts in no group keep talking to everyone."""
-        member = {h: i for i, g in enumerate(groups) for h in g}
-        for host in member:
-            if host not in self.hosts:
-                raise LabError(f"unknown host {host!r}")
-        for host, i in member.items():
-            self._block(host, [p for p, j in member.items() if j != i])
-
-    def isolate(self, host: str) -> None:
-        self.partition([[host], [h for h in self.hosts if h != host]])
-
-    def heal(self) -> None:
-        """Remove every partition rule the lab added."""
-        for host in self.hosts:
-            ns = self.netns_path(host)
-            if not os.path.exists(ns):
-                continue
-            if shutil.which("iptables"):
-                ipt = ["nsenter", f"--net={ns}", "iptables"]
-                for chain in ("INPUT", "OUTPUT"):
-                    while _run(*ipt, "-D", chain, "-j", CHAIN, check=False).returncode == 0:
-                        pass
-                _run(*ipt, "-F", CHAIN, check=False)
-                _run(*ipt, "-X", CHAIN, check=False)
-            if shutil.which("nft"):
-                _run("nsenter", f"--net={ns}", "nft", "delete", "table", "inet", NFT_TABLE, check=False)
-
-    def host_pids(self, host: str) -> list[int]:
-        """Every process living in host's network namespace."""
-        try:
-            target = os.stat(self.netns_path(host)).st_ino
-        except OSError:
-            return []
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.stat(entry / "ns" / "net").st_ino == target:
-                        pids.append(int(entry.name))
-                except OSError:
-                    pass
-        return pids
-
-    def workload_pids(self, host: str) -> list[int]:
-        """The host's processes other than its sshd and the sessions it serves: what deployments started."""
-        sshd = self._sshd_pid(host)
-        keep = {sshd, *_children(sshd)} if sshd else set()
-        return [p for p in self.host_pids(host) if p not in keep]
-
-    def pause(self, host: str, pids: Iterable[int] | None = None) -> list[int]:
-        """SIGSTOP the given pids (default: every process of the host, sshd included); returns them."""
-        chosen = list(pids) if pids is not None else self.host_pids(host)
-        for pid in chosen:
-            _signal(pid, signal.SIGSTOP)
-        self._paused.setdefault(host, []).extend(chosen)
-        return chosen
-
-    def resume(self, host: str, pids: Iterable[int] | None = None) -> None:
-        chosen = list(pids) if pids is not None else list(self._paused.get(host, []))
-        for pid in chosen:
-            _signal(pid, signal.SIGCONT)
-        self._paused[host] = [p for p in self._paused.get(host, []) if p not in chosen]
-
-    def _resume_all(self, host: str) -> None:
-        if self._paused.get(host):
-            self.resume(host)
-
-    def host_path(self, host: str, path: str) -> Path:
-        """Where a path under the host's private /opt lives in this machine's filesystem."""
-        if not path.startswith("/opt/"):
-            raise LabError(f"{path}: only /opt is private to a lab host")
-        return self.host_dir(host) / "opt" / path.removeprefix("/opt/")
-
-    def kill(self, host: str, pid_file: str, sig: int = signal.SIGKILL) -> int | None:
-        """kill -9 (by default) of the process named in `pid_file` on `host`, only if it lives in the host's
-        network namespace (a stale pid file must not kill a stranger); its pid, or None."""
-        try:
-            pid = int(self.host_path(host, pid_file).read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if pid not in self.host_pids(host):
-            return None
-        _signal(pid, sig)
-        return pid
-
-    def add_latency(self, host: str, delay_ms: float, jitter_ms: float = 0.0) -> None:
-        """Delay every packet leaving `host` with netem; LabError saying why where the kernel has no netem
-        (LAB.md: these machines do not), so a scenario can skip with that reason."""
-        args = ["tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", f"{delay_ms}ms"]
-        if jitter_ms:
-            args.append(f"{jitter_ms}ms")
-        if not shutil.which("tc"):
-            raise LabError("latency needs tc (iproute2)")
-        done = self.exec_in(host, *args)
-        if done.returncode != 0:
-            raise LabError(f"netem is not available on this kernel: {done.stderr.strip() or done.stdout.strip()}")
-
-    def clear_latency(self, host: str) -> None:
-        if shutil.which("tc"):
-            self.exec_in(host, "tc", "qdisc", "del", "dev", "eth0", "root")
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m remote.lab") -> int:

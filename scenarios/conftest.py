@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,12 +55,12 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="session")
 def lab_deployment(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """The netns lab brought up and deployed with remote/ once per session, torn down at the end."""
+    from remote.lab import unavailable
     from scenarios.clusters.lab import LabDeployment
 
-    if os.geteuid() != 0:
-        pytest.skip("the netns lab needs root")
-    if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
-        pytest.skip("the netns lab needs sshd (apt-get install openssh-server)")
+    reason = unavailable(firewall=True)
+    if reason is not None:
+        pytest.skip(reason)
     deployment = LabDeployment.up(Path(request.config.rootpath) / ".scenario-lab")
     record = Record(scenario="fab-deploy", cluster="lab", outcome="passed")
     record.time("deploy_from_nothing", deployment.deploy_seconds)

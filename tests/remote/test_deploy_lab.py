@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -15,20 +13,11 @@ from remote import deploy
 from remote.build import build_release
 from remote.connect import HostKeyRefused, open_connection
 from remote.inventory import load_inventory
-from remote.lab import BRIDGE, Lab
+from remote.lab import Lab, unavailable
 
 
 def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the netns lab needs root"
-    for tool in ("ip", "nsenter", "unshare", "ssh-keygen"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed"
-    if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
-        return "sshd is not installed (apt-get install openssh-server)"
-    if Path(f"/sys/class/net/{BRIDGE}").exists():
-        return f"bridge {BRIDGE} exists: another lab is up"
-    return None
+    return unavailable(firewall=False)
 
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,

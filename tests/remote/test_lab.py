@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from remote.inventory import load_inventory
-from remote.lab import BRIDGE, Lab, _alive
+from remote.lab import BRIDGE, Lab, alive, unavailable
 
 paramiko = pytest.importorskip("paramiko")
 
 
 def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the netns lab needs root"
-    for tool in ("ip", "nsenter", "unshare", "ssh-keygen"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed"
-    if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
-        return "sshd is not installed (apt-get install openssh-server)"
-    if not (shutil.which("iptables") or shutil.which("nft")):
-        return "neither iptables nor nft is installed"
-    if Path(f"/sys/class/net/{BRIDGE}").exists():
-        return f"bridge {BRIDGE} exists: another lab is up"
-    return None
+    return unavailable(firewall=True)
 
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")]
@@ -120,7 +108,7 @@ def test_down_leaves_nothing_and_is_idempotent(lab):
     lab.down()
     print(f"lab down in {time.monotonic() - start:.2f}s")
     lab.down()
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
     assert not Path(f"/sys/class/net/{BRIDGE}").exists()
     for host in lab.hosts:
         assert not os.path.exists(lab.netns_path(host))

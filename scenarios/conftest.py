@@ -61,7 +61,14 @@ def lab_deployment(request: pytest.FixtureRequest):  # type: ignore[no-untyped-d
     reason = unavailable(firewall=True)
     if reason is not None:
         pytest.skip(reason)
-    deployment = LabDeployment.up(Path(request.config.rootpath) / ".scenario-lab")
+    try:  # the docker scenarios need an engine; without one the others still run on the lab
+        request.getfixturevalue("docker_client")
+        endpoint = request.getfixturevalue("docker_engine").base_url
+    except pytest.skip.Exception:
+        endpoint = None
+    if endpoint is not None and not endpoint.startswith("unix://"):
+        endpoint = None  # a TCP engine on this machine's loopback is not reachable from the lab's hosts
+    deployment = LabDeployment.up(Path(request.config.rootpath) / ".scenario-lab", docker_endpoint=endpoint)
     record = Record(scenario="fab-deploy", cluster="lab", outcome="passed")
     record.time("deploy_from_nothing", deployment.deploy_seconds)
     record.time("deploy_unchanged", deployment.redeploy_seconds)
@@ -73,6 +80,7 @@ def lab_deployment(request: pytest.FixtureRequest):  # type: ignore[no-untyped-d
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     kind = str(request.param)
+    docker = request.node.get_closest_marker("docker") is not None  # its tasks run in containers
     built: Cluster
     if kind == "sim":
         from scenarios.clusters.sim import SimulatedCluster
@@ -81,9 +89,16 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     elif kind == "local":
         from scenarios.clusters.local import LocalProcessCluster
 
-        built = LocalProcessCluster()
+        endpoint = None
+        if docker:
+            request.getfixturevalue("docker_client")  # skips, saying why, when there is no engine
+            endpoint = request.getfixturevalue("docker_engine").base_url
+        built = LocalProcessCluster(docker_endpoint=endpoint)
     elif kind == "lab":
-        built = request.getfixturevalue("lab_deployment").fresh_cluster()
+        deployment = request.getfixturevalue("lab_deployment")
+        if docker and not deployment.docker:
+            pytest.skip("the lab was deployed without a Docker engine (see the docker tests' skip reason)")
+        built = deployment.fresh_cluster()
     else:
         from scenarios.clusters.lab import InventoryCluster
 

@@ -64,6 +64,22 @@ def service(job_id: str, count: int, *, max_parallel: int = 1, restart_attempts:
 '''
 
 
+def docker_service(job_id: str, count: int, *, restart_attempts: int = 2) -> str:
+    """The service job of `service` with its task in a container (seed 004's redis, as busybox's sleep: no
+    registry is reachable here, the tests build yurt/busybox:1 locally)."""
+    text = service(job_id, count, restart_attempts=restart_attempts)
+    start = text.index('      driver = "raw_exec"')
+    end = text.index("      meta {", start)  # the raw_exec env and config go; meta and resources stay
+    container = '''      driver = "docker"
+      config {
+        image   = "yurt/busybox:1"
+        command = "sleep"
+        args    = ["3600"]
+      }
+'''
+    return text[:start] + container + text[end:]
+
+
 def batch(job_id: str, seconds: int, *, node: str | None = None) -> str:
     """A batch job of one task that runs `seconds` then exits 0, optionally pinned to the node named `node`."""
     pin = f'''

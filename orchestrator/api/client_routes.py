@@ -259,9 +259,11 @@ async def allocation_stats(request: web.Request) -> web.Response:
               if t.state == "running" and not t.pid and t.handle and name not in tasks}
     if others and drivers is not None and hasattr(drivers, "stats"):
         found = await asyncio.gather(*(asyncio.to_thread(drivers.stats, h, per_core) for h in others.values()))
-        for name, usage in zip(others, found, strict=True):
+        pids = await asyncio.gather(*(asyncio.to_thread(drivers.main_pid, h) for h in others.values()))
+        for name, usage, pid in zip(others, found, pids, strict=True):
             if usage is not None:
-                tasks[name] = {"ResourceUsage": usage, "Timestamp": now, "Pids": None}
+                # The container's init on the host, measured as the whole container (Nomad lists each process).
+                tasks[name] = {"ResourceUsage": usage, "Timestamp": now, "Pids": {str(pid): usage} if pid else None}
     client_stats.forget_gone(_SAMPLES, set(groups.values()))
     total = client_stats.sum_usage([t["ResourceUsage"] for t in tasks.values()])
     return json_response(request, {"ResourceUsage": total, "Tasks": tasks, "Timestamp": now})

@@ -202,6 +202,20 @@ class DockerDriver:
             return None
         return docker_resource_usage(raw, ticks_per_core)
 
+    def main_pid(self, handle: str) -> int | None:
+        """The host pid of the container's init process (the engine's State.Pid); None when not running.
+        Blocking: one inspect call to the engine."""
+        with self._lock:
+            container = self._find(handle)
+            if container is None or container.exited or self._client is None:
+                return None
+        try:
+            pid = self._client.api.inspect_container(container.id)["State"]["Pid"]
+        except Exception as err:  # gone meanwhile, or the engine is: not running as far as we can tell
+            log.debug("docker: inspect of %s failed: %s", container.id[:12], err)
+            return None
+        return int(pid) if pid else None
+
     def signal(self, handle: str, sig: int | str) -> bool:
         """Send `sig` to the container's main process (`alloc signal`); False when it is not running."""
         with self._lock:

@@ -83,6 +83,15 @@ class DriverSet:
         lookup = getattr(found[0], "pid", None) if found is not None else None
         return lookup(found[1]) if lookup is not None and found is not None else None
 
+    def main_pid(self, handle: str) -> int | None:
+        """The host pid of the task's first process, also for drivers that run no process of ours (docker: the
+        container's init); None when not running. Blocking for drivers that must ask an engine."""
+        found = self._route(handle)
+        if found is None:
+            return None
+        lookup = getattr(found[0], "main_pid", None) or getattr(found[0], "pid", None)
+        return lookup(found[1]) if lookup is not None else None
+
     def stats(self, handle: str, ticks_per_core: float = 0.0) -> dict[str, Any] | None:
         """The task's ResourceUsage as its driver measures it (docker: the engine's stats API); None for drivers
         that measure nothing themselves (raw_exec, exec: their `pid` is read from /proc instead). Blocking."""

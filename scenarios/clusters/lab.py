@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -11,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from remote import deploy, hostctl
 from remote.connect import open_connection
@@ -126,16 +129,23 @@ class LabDeployment:
         self.inventory = inventory
         self.deploy_seconds = deploy_seconds
         self.redeploy_seconds = redeploy_seconds
+        self.docker = False  # whether the agents run the docker driver (on the session's engine)
 
     @classmethod
-    def up(cls, base: Path) -> LabDeployment:
+    def up(cls, base: Path, docker_endpoint: str | None = None) -> LabDeployment:
+        """Hosts up and `fab deploy`ed. With `docker_endpoint` (a unix socket: the lab's hosts share this
+        machine's filesystem, so one engine serves them all) their agents also run the docker driver."""
         lab = Lab(base, hosts=LAB_HOSTS)
         lab.up()
         try:
+            if docker_endpoint:
+                _add_docker_plugin(lab.inventory_path, docker_endpoint)
             inventory = load_inventory(lab.inventory_path, check_files=True)
             first = fab_deploy(lab.inventory_path)
             again = fab_deploy(lab.inventory_path)  # nothing changed: must change nothing, and fast
-            return cls(lab, inventory, first, again)
+            deployment = cls(lab, inventory, first, again)
+            deployment.docker = bool(docker_endpoint)
+            return deployment
         except BaseException:
             lab.down()
             raise
@@ -167,6 +177,16 @@ class LabDeployment:
     def describe(self) -> dict[str, Any]:
         return {"hosts": list(self.lab.hosts), "deploy_seconds": round(self.deploy_seconds, 2),
                 "redeploy_seconds": round(self.redeploy_seconds, 2)}
+
+
+def _add_docker_plugin(inventory_path: Path, endpoint: str) -> None:
+    """Give the lab's inventory an agent config (HCL, kept as the inventory's agent_config) naming the engine."""
+    data = yaml.safe_load(inventory_path.read_text())
+    settings = data["cluster"].get("agent_config") or {}
+    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    lines.append(f'plugin "docker" {{\n  config {{\n    endpoint = {json.dumps(endpoint)}\n  }}\n}}')
+    data["cluster"]["agent_config"] = "\n".join(lines) + "\n"
+    inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def fab_deploy(inventory_path: Path) -> float:

@@ -24,6 +24,14 @@ from scenarios.clusters.http import HttpCluster
 
 SERVER_NET = "127.0.0.1{}"  # s1 on 127.0.0.11, s2 on .12...
 CLIENT_NET = "127.0.0.2{}"  # c1 on 127.0.0.21...
+# Clients run containers on the session's engine (one per test session, see the root conftest).
+DOCKER_PLUGIN = '''
+plugin "docker" {{
+  config {{
+    endpoint = "{endpoint}"
+  }}
+}}
+'''
 CHAIN = "YURT_SCENARIO"  # the iptables chain of this suite's partitions, jumped to from INPUT
 # Scenarios need no debug chatter; INFO keeps each agent's log readable when a scenario fails.
 LOG_LEVEL = 'log_level = "INFO"'
@@ -36,7 +44,8 @@ class LocalProcessCluster(HttpCluster):
 
     kind = "local"
 
-    def __init__(self, servers: int = 3, clients: int = 2, base: Path | None = None) -> None:
+    def __init__(self, servers: int = 3, clients: int = 2, base: Path | None = None,
+                 docker_endpoint: str | None = None) -> None:
         self.base = base or Path(tempfile.mkdtemp(prefix="yurt-scenario-"))
         self.agents: dict[str, AgentProcess] = {}
         server_names = [f"s{i + 1}" for i in range(servers)]
@@ -53,6 +62,8 @@ class LocalProcessCluster(HttpCluster):
                 text = SERVER_CONFIG.format(**fields, expect=servers, join=join)
             else:
                 text = CLIENT_CONFIG.format(**fields, servers=rpcs)
+                if docker_endpoint:
+                    text += DOCKER_PLUGIN.format(endpoint=docker_endpoint)
             config = self.base / f"{name}.hcl"
             config.write_text(text.replace('log_level = "DEBUG"', LOG_LEVEL))
             self.agents[name] = AgentProcess(name, config, http, rpc, serf, self.base / f"{name}.log", host=host)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from orchestrator.drivers.docker_config import LABEL_ALLOC_ID
-from orchestrator.testing.dockerd import DockerEngine, DockerUnavailable, ensure_busybox_image, ensure_dockerd
+from orchestrator.testing.dockerd import DockerEngine
 from orchestrator.testing.local_cluster import LocalCluster
 from orchestrator.testing.local_cluster import eventually as poll_until
 
@@ -44,22 +44,9 @@ eventually = partial(poll_until, interval=0.1, tolerate=(OSError, urllib.error.U
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
-    try:
-        engine = ensure_dockerd(tmp_path_factory.mktemp("dockerd"))
-    except DockerUnavailable as err:
-        pytest.skip(f"no Docker engine: {err}")
-    try:
-        client = engine.client()
-        try:
-            ensure_busybox_image(client, IMAGE)
-        except DockerUnavailable as err:
-            pytest.skip(f"no busybox image: {err}")
-        finally:
-            client.close()
-        yield engine
-    finally:
-        engine.stop()
+def engine(docker_engine: DockerEngine, docker_client: Any) -> DockerEngine:
+    """The session's engine (root conftest), with the busybox image in it."""
+    return docker_engine
 
 
 class Dev:

@@ -58,6 +58,10 @@ def test_stats_and_signal_of_a_running_container_through_the_driver_set(driver, 
     assert usage["CpuStats"]["Percent"] > 10  # a busy loop: near one core's worth
     assert usage["CpuStats"]["TotalTicks"] == pytest.approx(usage["CpuStats"]["Percent"] / 100 * 1000.0)
 
+    # The container's init as this host sees it: what `kill -9` of the container's process would hit.
+    pid = drivers.main_pid(routed)
+    assert pid == docker_client.api.inspect_container(handle)["State"]["Pid"] and Path(f"/proc/{pid}").exists()
+
     assert drivers.signal(routed, int(signal.SIGUSR1))
     logs = alloc_root / alloc.id / "alloc" / "logs"
     wait_for(lambda: "got-usr1" in read_log(logs, "t", "stdout"), 10.0)
@@ -65,6 +69,7 @@ def test_stats_and_signal_of_a_running_container_through_the_driver_set(driver, 
     wait_for(lambda: not docker_client.api.inspect_container(handle)["State"]["Running"], 10.0)
     wait_for(lambda: driver.poll(0.0), 10.0)
     assert drivers.stats(routed) is None and not drivers.signal(routed, int(signal.SIGUSR1))
+    assert drivers.main_pid(routed) is None
 
 
 @pytest.mark.docker

@@ -256,17 +256,11 @@ def restart(inventory: InventoryLike, hosts: Iterable[str] | None = None, out: O
     return _each(load(inventory, out), hosts, "restarted", again, need_install=True, out=out)
 
 
-def kill(inventory: InventoryLike, host: str, before: Callable[[], None] | None = None) -> None:
+def kill(inventory: InventoryLike, host: str) -> float | None:
     """kill -9 the agent by its pid file, as a crash. In daemon mode nothing restarts it until start().
-    `before` runs once the connection is up, just before the kill is sent (scenarios time failovers from it)."""
+    Returns the host's wall clock just after the kill (scenarios time failovers from it), None if unknown."""
     inv = load(inventory)
-
-    def crash(conn: Any, lay: Any, mode: str) -> None:
-        if before is not None:
-            before()
-        hostctl.kill(conn, lay, mode)
-
-    _on_host(inv, inv.host(host), crash)
+    return _on_host(inv, inv.host(host), hostctl.kill)
 
 
 def agent_pid(inventory: InventoryLike, host: str) -> int | None:

@@ -28,6 +28,9 @@ class RemoteError(RuntimeError):
     pass
 
 
+CLOCK = "date +%s.%N"  # appended to a fault's command: the host's wall clock once it took effect
+
+
 def sh(conn: Runner, command: str, check: bool = True) -> str:
     # in_stream=False: Fabric would otherwise read this process's stdin from every host thread.
     result = conn.run(command, hide=True, warn=True, in_stream=False)
@@ -196,12 +199,23 @@ def stop(conn: Runner, lay: Layout, mode: str) -> None:
              f"[ -n \"$({running_pid(lay)})\" ] && kill -KILL $pid; fi; rm -f {q(lay.pid_file)}")
 
 
-def kill(conn: Runner, lay: Layout, mode: str) -> None:
-    """kill -9, as a crash: nothing restarts a daemon-mode agent (systemd restarts its unit after RestartSec)."""
+def kill(conn: Runner, lay: Layout, mode: str) -> float | None:
+    """kill -9, as a crash: nothing restarts a daemon-mode agent (systemd restarts its unit after RestartSec).
+    Returns the host's wall clock just after the kill (`date +%s.%N`), so callers can time from the kill
+    itself rather than from an SSH round trip earlier."""
     if mode == SYSTEMD:
-        sh(conn, f"systemctl kill -s KILL {SERVICE_NAME}")
-        return
-    sh(conn, f"pid=$({running_pid(lay)}); [ -z \"$pid\" ] || kill -KILL $pid")
+        out = sh(conn, f"systemctl kill -s KILL {SERVICE_NAME}; {CLOCK}")
+    else:
+        out = sh(conn, f"pid=$({running_pid(lay)}); [ -z \"$pid\" ] || kill -KILL $pid; {CLOCK}")
+    return parse_clock(out)
+
+
+def parse_clock(out: str) -> float | None:
+    """The last line of a command ending in CLOCK, as seconds since the epoch."""
+    try:
+        return float(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
 
 
 def pid(conn: Runner, lay: Layout, mode: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +36,9 @@ class Cluster(ABC):
     # when they asked, since on hosts a fault travels over SSH first (each fault method marks it).
     fault_at: float = 0.0
 
-    def mark_fault(self) -> None:
-        self.fault_at = self.now()
+    def mark_fault(self, wall: float | None = None) -> None:
+        """The fault took effect now, or at `wall` (seconds since the epoch, as a host's clock said it)."""
+        self.fault_at = self.now() if wall is None else self.now() - max(0.0, time.time() - wall)
 
     # -- time -------------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ def test_leader_failover(cluster, record):
     cluster.sleep(1.0)  # steady state before the fault, as LAB.md's method sleeps before the kill
 
     cluster.kill_server(old)
-    start = cluster.fault_at  # when the kill went out: on hosts, the SSH set-up before it is not failover
+    start = cluster.fault_at  # when the kill took effect: on hosts, not the SSH round trip around it
     new = cluster.wait_for(lambda: (leader := cluster.leader()) not in (None, old) and leader, 30, interval=0.02)
     record.time("kill_to_new_leader", cluster.now() - start if new else None)
     assert new, f"no new leader after killing {old}: {cluster.leader_views()}"

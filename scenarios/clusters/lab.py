@@ -54,8 +54,9 @@ class InventoryCluster(HttpCluster):
 
     def kill_pid(self, name: str, pid: int) -> None:
         with open_connection(self.inventory, self.inventory.host(name)) as conn:
-            self.mark_fault()  # the connection is up: what is left is one command's round trip
-            hostctl.sh(conn, f"kill -9 {int(pid)}", check=False)
+            out = hostctl.sh(conn, f"kill -9 {int(pid)}; {hostctl.CLOCK}", check=False)
+        # Timed from the host's own clock at the kill, not from the SSH round trip around it.
+        self.mark_fault(hostctl.parse_clock(out))
 
     # -- faults -----------------------------------------------------------------------------------------
 
@@ -65,7 +66,7 @@ class InventoryCluster(HttpCluster):
 
     def kill_server(self, name: str) -> None:
         self._check_host(name)
-        deploy.kill(self.inventory, name, before=self.mark_fault)
+        self.mark_fault(deploy.kill(self.inventory, name))
         self._stopped.add(name)
 
     def start_server(self, name: str) -> None:

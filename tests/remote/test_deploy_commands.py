@@ -277,7 +277,9 @@ def test_daemon_start_kill_stop_teardown_locally(tmp_path):
         started.append(pid)
         hostctl.start(sh, lay, "daemon")  # already running: left alone
         assert hostctl.pid(sh, lay, "daemon") == pid
-        hostctl.kill(sh, lay, "daemon")
+        before = time.time()
+        killed_at = hostctl.kill(sh, lay, "daemon")  # the host's clock at the kill, for scenario timings
+        assert killed_at is not None and before <= killed_at <= time.time()
         assert _eventually(lambda: hostctl.pid(sh, lay, "daemon") is None)
         time.sleep(0.3)
         assert hostctl.pid(sh, lay, "daemon") is None  # not supervised: a killed agent stays down

@@ -8,11 +8,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import paramiko
 from fabric import task
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from orchestrator.api.client import ApiError
 from remote import deploy as ops
+from remote.build import BuildError
+from remote.connect import HostKeyRefused
 from remote.inventory import Inventory, InventoryError, format_diagnostic, load_inventory, summary
 
 DEFAULT_INVENTORY = os.environ.get("YURT_INVENTORY", "inventory/lab.yml")
@@ -45,7 +49,8 @@ def _guard(call: Callable[[], Any]) -> Any:
     # Operational failures end the task with a message and exit 1, not a traceback.
     try:
         return call()
-    except (ops.DeployError, ops.RemoteError, TimeoutError, ConnectionError, KeyError, OSError) as exc:
+    except (ops.DeployError, ops.RemoteError, BuildError, ApiError, HostKeyRefused, paramiko.SSHException,
+            TimeoutError, ConnectionError, KeyError, ValueError, OSError) as exc:
         raise Exit(f"error: {exc}", code=1) from None
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import paramiko
-from fabric import Connection, ThreadingGroup
+from fabric import Config, Connection, ThreadingGroup
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from remote.inventory import Host, Inventory
@@ -22,18 +23,37 @@ class HostKeyRefused(RuntimeError):
     """The host's key is not in the inventory's known_hosts (or differs from it): never retried."""
 
 
+class _AcceptAndRecord(paramiko.MissingHostKeyPolicy):
+    """`accept_unknown_host_keys: true`: trust a new key on first use and append it to known_hosts once, under
+    a lock. paramiko's AutoAddPolicy rewrites the whole file from every connecting thread, losing entries."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, known_hosts: str | None) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        if self.known_hosts:
+            with self._lock, open(self.known_hosts, "a", encoding="ascii") as known:
+                known.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
 def connection(inventory: Inventory, host: Host) -> Connection:
     """A (not yet opened) Fabric Connection whose host key must be in the inventory's known_hosts file."""
     connect_kwargs: dict[str, Any] = {"banner_timeout": CONNECT_TIMEOUT, "auth_timeout": CONNECT_TIMEOUT}
     if host.key:
         # Only the inventory's key: an agent or ~/.ssh keys would make the result depend on who runs `fab`.
         connect_kwargs.update(key_filename=host.key, allow_agent=False, look_for_keys=False)
+    # No ~/.ssh/config either (IdentityFile, ProxyJump...): what connects is what the inventory says.
+    config = Config(overrides={"load_ssh_configs": False})
     conn = Connection(host.address, user=host.user, port=host.port, connect_timeout=CONNECT_TIMEOUT,
-                      connect_kwargs=connect_kwargs)
+                      connect_kwargs=connect_kwargs, config=config)
     # Fabric's default is AutoAddPolicy (any key accepted); replace it before anything connects.
     if inventory.known_hosts:
         conn.client.load_host_keys(inventory.known_hosts)
-    policy = paramiko.AutoAddPolicy() if inventory.accept_unknown_host_keys else paramiko.RejectPolicy()
+    policy = (_AcceptAndRecord(inventory.known_hosts) if inventory.accept_unknown_host_keys
+              else paramiko.RejectPolicy())
     conn.client.set_missing_host_key_policy(policy)
     return conn
 

@@ -14,7 +14,7 @@ from remote.build import Release, build_release
 from remote.connect import fan_out, open_connection
 from remote.health import check_health, format_status
 from remote.hostctl import DAEMON, SYSTEMD, Facts, RemoteError, q, sh
-from remote.inventory import SERVICE_MODES, Host, Inventory, format_diagnostic, load_inventory
+from remote.inventory import SERVICE_MODES, Host, Inventory, format_diagnostic, hostport, load_inventory
 from remote.render import layout, render_config_files, render_unit, sha256_text
 
 __all__ = ["DeployError", "HostResult", "agent_pid", "check_health", "deploy", "format_status", "http_address",
@@ -90,11 +90,19 @@ def deploy_host(inventory: Inventory, host: Host, release: Release, restart: boo
     begin = time.monotonic()
     conn = open_connection(inventory, host)
     try:
-        facts = hostctl.probe(conn, lay, host.address)
+        facts = hostctl.probe(conn, lay, host.ip(), inventory.cluster.python)
         mode = service_mode(inventory, facts)
         changed = False
+        running = facts.pid is not None
         if facts.release != release.id:
-            uploaded = hostctl.sync_wheels(conn, lay, release)
+            _check_python(inventory, facts)
+            uploaded = hostctl.sync_wheels(conn, lay, release)  # while the agent still runs: it is only a copy
+            if running and facts.mode:
+                # Never replace the venv under a running agent: a module it imports later could be half new, and
+                # a failed install would leave it on a broken venv. It starts again below, on the new release.
+                hostctl.stop(conn, lay, facts.mode)
+                running = False
+                result.actions.append("stopped")
             hostctl.install(conn, lay, inventory.cluster.python, release)
             result.actions.append(f"release {release.short_id} installed ({len(uploaded)} wheels uploaded)")
             changed = True
@@ -108,7 +116,6 @@ def deploy_host(inventory: Inventory, host: Host, release: Release, restart: boo
             hostctl.install_unit(conn, lay, render_unit(lay))
             result.actions.append("systemd unit installed")
             changed = True
-        running = facts.pid is not None
         if facts.mode != mode:
             if running and facts.mode:
                 hostctl.stop(conn, lay, facts.mode)  # switching service manager: the old one lets go first
@@ -127,6 +134,17 @@ def deploy_host(inventory: Inventory, host: Host, release: Release, restart: boo
         conn.close()
     result.seconds = time.monotonic() - begin
     return result
+
+
+def _check_python(inventory: Inventory, facts: Facts) -> None:
+    """The wheelhouse holds wheels built for this machine's interpreter: refuse, saying so, where they would not
+    install (pip --no-index would only say "no matching distribution")."""
+    python, ours = inventory.cluster.python, hostctl.local_python_tag()
+    if not facts.python:
+        raise RemoteError(f"cluster.python {python!r} does not run on this host")
+    if facts.python != ours:
+        raise RemoteError(f"cluster.python {python!r} is {facts.python} on this host, but the wheelhouse is built "
+                          f"for {ours} (this machine): point cluster.python at a matching interpreter")
 
 
 def _mode(conn: hostctl.Runner, inventory: Inventory) -> str:
@@ -217,8 +235,8 @@ def upgrade(inventory: InventoryLike, out: Out = print, timeout: float = HEALTH_
     inv = load(inventory, out)
     release = _release(release, root, out)
     health.wait_healthy(inv, timeout)  # never start taking servers down from a cluster that is already degraded
-    leader = check_health(inv).leader.rsplit(":", 1)[0]
-    servers = sorted(inv.servers, key=lambda h: h.address == leader)
+    leader = check_health(inv).leader
+    servers = sorted(inv.servers, key=lambda h: hostport(h.ip(), inv.cluster.ports.rpc) == leader)
     results: dict[str, HostResult] = {}
     for host in [*servers, *(h for h in inv.hosts if not h.is_server)]:
         try:
@@ -231,6 +249,7 @@ def upgrade(inventory: InventoryLike, out: Out = print, timeout: float = HEALTH_
             raise DeployError(f"upgrade stopped at {host.name}", partial)
         if results[host.name].status == "changed":
             try:
+                health.wait_answering(inv, host, timeout)  # up again, not just still `ready` on the servers
                 health.wait_healthy(inv, timeout)
             except TimeoutError as exc:
                 raise DeployError(f"upgrade stopped after {host.name}: {exc}", partial) from None

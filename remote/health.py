@@ -11,7 +11,7 @@ from typing import Any
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.api.client import ApiClient, ApiError
-from remote.inventory import Host, Inventory
+from remote.inventory import Host, Inventory, hostport
 
 HTTP_TIMEOUT = 2.0
 POLL_INTERVAL = 0.25
@@ -20,8 +20,8 @@ POLL_INTERVAL = 0.25
 def http_address(inventory: Inventory, host: str | Host) -> str:
     """The agent's HTTP API, e.g. "http://10.250.0.11:4646". Health checks go from this machine straight to
     that address (the lab's bridge routes to every host), not through SSH."""
-    address = (inventory.host(host) if isinstance(host, str) else host).address
-    return f"http://{address}:{inventory.cluster.ports.http}"
+    ip = (inventory.host(host) if isinstance(host, str) else host).ip()
+    return f"http://{hostport(ip, inventory.cluster.ports.http)}"
 
 
 def client_for(inventory: Inventory, host: str | Host, timeout: float = HTTP_TIMEOUT) -> ApiClient:
@@ -67,7 +67,7 @@ def check_health(inventory: Inventory, hosts: Iterable[str] | None = None) -> He
     api = client_for(inventory, asked)
     members = (_try(api.agent_members) or {}).get("Members") or []
     alive = {m.get("Addr") for m in members if m.get("Status") == "alive"}
-    health.problems += [f"{s.name}: not alive in members" for s in servers if s.address not in alive]
+    health.problems += [f"{s.name}: not alive in members" for s in servers if s.ip() not in alive]
     if clients:
         nodes = _try(api.nodes) or []
         ready = {n.get("Name") for n in nodes if n.get("Status") == "ready"}
@@ -86,6 +86,21 @@ def wait_healthy(inventory: Inventory, timeout: float = 60, hosts: Iterable[str]
     except RetryError as exc:
         last = exc.last_attempt.result()
         raise TimeoutError(f"cluster not healthy after {timeout:.0f}s: " + "; ".join(last.problems)) from None
+    return time.monotonic() - start
+
+
+def wait_answering(inventory: Inventory, host: str | Host, timeout: float = 60) -> float:
+    """Seconds until the agent on `host` answers its own HTTP API: after a restart, the servers' view of a
+    client node stays `ready` for its whole heartbeat TTL, so cluster health alone cannot tell it came back."""
+    start = time.monotonic()
+    api = client_for(inventory, host)
+    retrying = Retrying(retry=retry_if_result(lambda answer: answer is None), stop=stop_after_delay(timeout),
+                        wait=wait_fixed(POLL_INTERVAL))
+    try:
+        retrying(_try, api.agent_self)
+    except RetryError:
+        name = host if isinstance(host, str) else host.name
+        raise TimeoutError(f"the agent on {name} did not answer within {timeout:.0f}s") from None
     return time.monotonic() - start
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import platform
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,12 +77,22 @@ class Facts:
     unit: str = ""  # sha256 of the installed unit file
     interface: str = ""
     systemd: bool = False
+    python: str = ""  # the host's interpreter tag and machine (PYTHON_TAG); "" when cluster.python is missing
 
 
-def probe_command(lay: Layout, address: str) -> str:
+# What the wheelhouse must match on a host: the interpreter's tag (cpython-311) and the machine (x86_64).
+PYTHON_TAG = "import sys, platform; print(sys.implementation.cache_tag + '-' + platform.machine())"
+
+
+def local_python_tag() -> str:
+    return f"{sys.implementation.cache_tag}-{platform.machine()}"
+
+
+def probe_command(lay: Layout, address: str, python: str = "python3") -> str:
     """One round trip that tells whether anything needs doing (a second deploy is only this and health)."""
     unit_pid = f"systemctl show -p MainPID --value {SERVICE_NAME} 2>/dev/null"
     return "; ".join([
+        f'echo "python=$({q(python)} -c {q(PYTHON_TAG)} 2>/dev/null)"',
         f'echo "release=$(cat {q(lay.release_file)} 2>/dev/null)"',
         f'mode=$(cat {q(lay.mode_file)} 2>/dev/null); echo "mode=$mode"',
         f'if [ "$mode" = {SYSTEMD} ]; then echo "pid=$({unit_pid})"; else {running_pid(lay)} | sed "s/^/pid=/"; fi',
@@ -105,13 +117,13 @@ def parse_facts(text: str) -> Facts:
             facts.pid = int(value) if value.isdigit() and int(value) > 0 else None
         elif key == "systemd":
             facts.systemd = value == "yes"
-        elif key in ("release", "mode", "unit", "interface"):
+        elif key in ("release", "mode", "unit", "interface", "python"):
             setattr(facts, key, value)
     return facts
 
 
-def probe(conn: Runner, lay: Layout, address: str) -> Facts:
-    return parse_facts(sh(conn, probe_command(lay, address)))
+def probe(conn: Runner, lay: Layout, address: str, python: str = "python3") -> Facts:
+    return parse_facts(sh(conn, probe_command(lay, address, python)))
 
 
 # -- install ----------------------------------------------------------------------------------------------
@@ -144,7 +156,7 @@ def install(conn: Runner, lay: Layout, python: str, release: Release) -> None:
     pip = (f"PIP_CONFIG_FILE=/dev/null {venv}/bin/python {q(lay.wheels + '/' + release.pip_wheel.name)}/pip "
            "--disable-pip-version-check -q install --no-index --no-compile")
     sh(conn, " && ".join([
-        f"if [ -x {venv}/bin/python ]; then fresh=; else {python} -m venv --without-pip {venv} && fresh=1; fi",
+        f"if [ -x {venv}/bin/python ]; then fresh=; else {q(python)} -m venv --without-pip {venv} && fresh=1; fi",
         f"{pip} --find-links {q(lay.wheels)} {wheel}",
         # An existing venv already has a yurt of the same version (it does not change between builds), which pip
         # would keep: force just the project in, its dependencies having been settled by the line above.
@@ -162,6 +174,8 @@ def write_configs(conn: Runner, lay: Layout, files: dict[str, str], directories:
              f"for f in *.hcl; do case \" {keep} \" in *\" $f \"*) ;; *) rm -f -- \"$f\";; esac; done")
     for name, text in sorted(files.items()):
         put_text(conn, text, f"{lay.config_dir}/{name}")
+    # agent_config may carry keys and tokens (encrypt, vault, acl): readable by the agent's user only.
+    sh(conn, f"chmod 600 {' '.join(q(f'{lay.config_dir}/{name}') for name in sorted(files))}")
 
 
 def write_mode(conn: Runner, lay: Layout, mode: str) -> None:
@@ -204,7 +218,9 @@ def kill(conn: Runner, lay: Layout, mode: str) -> float | None:
     Returns the host's wall clock just after the kill (`date +%s.%N`), so callers can time from the kill
     itself rather than from an SSH round trip earlier."""
     if mode == SYSTEMD:
-        out = sh(conn, f"systemctl kill -s KILL {SERVICE_NAME}; {CLOCK}")
+        # The agent alone, as a crash: the unit's whole cgroup would take the raw_exec tasks with it. Its
+        # Restart=on-failure brings it back after RestartSec, unlike the daemon mode.
+        out = sh(conn, f"systemctl kill --kill-whom=main -s KILL {SERVICE_NAME}; {CLOCK}")
     else:
         out = sh(conn, f"pid=$({running_pid(lay)}); [ -z \"$pid\" ] || kill -KILL $pid; {CLOCK}")
     return parse_clock(out)

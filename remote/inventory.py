@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,6 +73,11 @@ class Host:
     host_volumes: dict[str, HostVolume] = field(default_factory=dict)
     line: int | None = None
 
+    def ip(self) -> str:
+        """The address as an IP: what the agent binds to and advertises (an agent's bind_addr takes no names,
+        as Nomad's); a host name is resolved here, once. ValueError when it does not resolve."""
+        return resolve_ip(self.address)
+
     @property
     def is_server(self) -> bool:
         return "server" in self.roles
@@ -78,6 +85,24 @@ class Host:
     @property
     def is_client(self) -> bool:
         return "client" in self.roles
+
+
+@functools.lru_cache(maxsize=256)
+def resolve_ip(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(address, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ValueError(f"host address {address!r} does not resolve: {exc}") from None
+    return str(infos[0][4][0])
+
+
+def hostport(ip: str, port: int) -> str:
+    """"ip:port", with an IPv6 address in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 @dataclass(slots=True)

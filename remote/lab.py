@@ -218,6 +218,15 @@ class Lab(LabFaults):
         # Without our state file the bridge and namespaces (same names) may belong to another lab directory.
         if not self.state_path.exists():
             return
+        # Whatever deployments started there (agents under setsid, their tasks) would outlive the namespace
+        # and keep writing to the host's /opt, which the next `up` reuses: end them, found by namespace.
+        leftovers = [pid for host in self.hosts for pid in self.host_pids(host)]
+        for pid in leftovers:
+            signal_pid(pid, signal.SIGCONT)
+            signal_pid(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while any(alive(pid) for pid in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for host in self.hosts:
             if os.path.exists(self.netns_path(host)):
                 run("ip", "netns", "del", self.netns(host), check=False)

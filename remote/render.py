@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from remote.inventory import Host, Inventory
+from remote.inventory import Host, Inventory, hostport
 
 # Blocks that carry a label in HCL (`host_volume "scratch" { ... }`): a YAML mapping of label -> body.
 LABELED_BLOCKS = frozenset({"host_volume", "plugin"})
@@ -87,19 +87,19 @@ def agent_settings(inventory: Inventory, host: Host, interface: str = "") -> dic
         "data_dir": cluster.data_dir,
         # Bound to the inventory's address, not 0.0.0.0: lab hosts share ports across namespaces only by address,
         # and what peers are told (advertise) must be the address they can reach.
-        "bind_addr": host.address,
-        "advertise": {"http": host.address, "rpc": host.address, "serf": host.address},
+        "bind_addr": host.ip(),
+        "advertise": {"http": host.ip(), "rpc": host.ip(), "serf": host.ip()},
         "ports": {"http": ports.http, "rpc": ports.rpc, "serf": ports.serf},
     }
     if host.is_server:
         config["server"] = {
             "enabled": True,
             "bootstrap_expect": inventory.bootstrap_expect,
-            "server_join": {"retry_join": [f"{s.address}:{ports.serf}" for s in inventory.servers],
+            "server_join": {"retry_join": [hostport(s.ip(), ports.serf) for s in inventory.servers],
                             "retry_interval": RETRY_INTERVAL},
         }
     if host.is_client:
-        client: dict[str, Any] = {"enabled": True, "servers": [f"{s.address}:{ports.rpc}" for s in inventory.servers]}
+        client: dict[str, Any] = {"enabled": True, "servers": [hostport(s.ip(), ports.rpc) for s in inventory.servers]}
         if interface:
             # The fingerprinter otherwise takes the default route's interface, which lab hosts do not have.
             client["network_interface"] = interface
@@ -132,12 +132,13 @@ def render_config_files(inventory: Inventory, host: Host, interface: str = "") -
     the first file, a repeated block such as `client` would be an error."""
     settings = agent_settings(inventory, host, interface)
     overrides = inventory.cluster.agent_config
-    header = f"# Written by yurt's deployment from {inventory.path} for host {host.name}; edits are overwritten.\n"
+    # No inventory path in it: the files are hashed to tell a change, and `./inv.yml` is `inv.yml`.
+    header = f"# Written by yurt's deployment for host {host.name}; edits are overwritten.\n"
     if isinstance(overrides, dict):
         return {AGENT_FILE: header + to_hcl(merge(settings, overrides))}
     files = {AGENT_FILE: header + to_hcl(settings)}
     if overrides.strip():
-        files[OVERRIDES_FILE] = f"# agent_config from {inventory.path}\n" + overrides.rstrip("\n") + "\n"
+        files[OVERRIDES_FILE] = "# the inventory's agent_config\n" + overrides.rstrip("\n") + "\n"
     return files
 
 

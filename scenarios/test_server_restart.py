@@ -14,7 +14,7 @@ def test_server_restart(cluster, record):
     jobs_before = set(cluster.jobs())
 
     cluster.stop_all()
-    assert cluster.leader_views() == {}  # nobody answers
+    assert cluster.wait_for(lambda: cluster.leader_views() == {} or None, 10)  # nobody answers
     start = cluster.now()
     cluster.start_all()
     record.time("start_to_healthy", cluster.wait_healthy(90))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -13,7 +14,7 @@ from typing import Any
 from scenarios.cluster import Cluster, ClusterError
 
 # Errors that mean "this agent did not answer": try the next one.
-UNANSWERED = (OSError, urllib.error.URLError, ValueError, TimeoutError)
+UNANSWERED = (OSError, urllib.error.URLError, ValueError, TimeoutError, http.client.HTTPException)
 
 
 class HttpError(ClusterError):

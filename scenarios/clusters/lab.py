@@ -17,7 +17,7 @@ import yaml
 
 from remote import deploy, hostctl
 from remote.connect import open_connection
-from remote.inventory import Inventory, load_inventory
+from remote.inventory import Inventory, hostport, load_inventory
 from remote.lab import Lab, LabError
 from scenarios.cluster import ClusterError, Unsupported
 from scenarios.clusters.http import HttpCluster
@@ -50,7 +50,7 @@ class InventoryCluster(HttpCluster):
 
     def server_name(self, rpc_address: str) -> str | None:
         rpc = self.inventory.cluster.ports.rpc
-        return next((h.name for h in self.inventory.servers if rpc_address == f"{h.address}:{rpc}"), None)
+        return next((h.name for h in self.inventory.servers if rpc_address == hostport(h.ip(), rpc)), None)
 
     def kill_pid(self, name: str, pid: int) -> None:
         with open_connection(self.inventory, self.inventory.host(name)) as conn:
@@ -115,7 +115,12 @@ class InventoryCluster(HttpCluster):
         return "\n".join(parts)
 
     def close(self) -> None:
+        """Heal, and start what this cluster stopped: the next scenario on these hosts finds them whole."""
         self.heal()
+        if self._stopped:
+            with contextlib.suppress(Exception):
+                deploy.start(self.inventory, sorted(self._stopped))
+            self._stopped.clear()
 
 
 class LabCluster(InventoryCluster):

@@ -61,7 +61,8 @@ class FakeConnection:
                 continue
             for marker, name in (('echo "release=', "probe"), ("sha256sum -- *.whl", "list-wheels"),
                                  ("--without-pip", "install"), ("systemctl daemon-reload", "enable-unit"),
-                                 ("/config && for f", "config-dirs"), ("/state/mode", "mode"),
+                                 ("/config && for f", "config-dirs"), ("chmod 600", "protect-configs"),
+                                 ("/state/mode", "mode"),
                                  ("kill -TERM", "stop"), ("nohup setsid", "start"), ("systemctl start", "start"),
                                  ("systemctl stop", "stop"), ("kill -KILL $pid", "kill"), ("rm -rf", "remove")):
                 if marker in text:
@@ -91,7 +92,7 @@ def facts_of(inventory, host: str, release: Release, pid: str = "4242", mode: st
     text = render_config_files(inventory, inventory.host(host), "eth0")[AGENT_FILE]
     digest = config if config is not None else sha256_text(text)
     return (f"release={release.id}\nmode={mode}\npid={pid}\nconfig={digest}  /opt/yurt/config/{AGENT_FILE}\n"
-            f"interface=eth0\nsystemd={systemd}\n")
+            f"interface=eth0\nsystemd={systemd}\npython={hostctl.local_python_tag()}\n")
 
 
 def _deploy(monkeypatch, inventory, release, conn: FakeConnection, host: str = "s2") -> deploy.HostResult:
@@ -100,10 +101,11 @@ def _deploy(monkeypatch, inventory, release, conn: FakeConnection, host: str = "
 
 
 def test_fresh_host_gets_everything_in_order(monkeypatch, inventory, release):
-    conn = FakeConnection(facts="release=\nmode=\npid=\ninterface=eth0\nsystemd=no\n")
+    tag = hostctl.local_python_tag()
+    conn = FakeConnection(facts=f"release=\nmode=\npid=\ninterface=eth0\nsystemd=no\npython={tag}\n")
     result = _deploy(monkeypatch, inventory, release, conn)
     assert conn.steps() == ["probe", "list-wheels", "put:wheel", "put:wheel", "put:wheel", "install",
-                            "config-dirs", f"put:{AGENT_FILE}", "mode", "start"]
+                            "config-dirs", f"put:{AGENT_FILE}", "protect-configs", "mode", "start"]
     assert result.status == "changed" and result.actions[-1] == "started"
     install = next(t for k, t in conn.log if "--without-pip" in t)
     assert "--no-index" in install and "PIP_CONFIG_FILE=/dev/null" in install and release.id in install
@@ -126,13 +128,16 @@ def test_only_missing_wheels_are_uploaded(monkeypatch, inventory, release):
     result = _deploy(monkeypatch, inventory, release, conn)
     assert [t for k, t in conn.log if k == "put"] == ["/opt/yurt/wheels/yurt-0.1.0-py3-none-any.whl"]
     assert any("rm -f -- /opt/yurt/wheels/old-0.1-py3-none-any.whl" in t for _, t in conn.log)
-    assert conn.steps()[-2:] == ["stop", "start"] and "restarted" in result.actions
+    # The running agent is stopped before its venv changes, started again on the new release.
+    steps = conn.steps()
+    assert steps.index("stop") < steps.index("install") < steps.index("start") and steps[-1] == "start"
+    assert "stopped" in result.actions and "started" in result.actions
 
 
 def test_changed_config_rewrites_and_restarts_without_reinstall(monkeypatch, inventory, release):
     conn = FakeConnection(facts=facts_of(inventory, "s2", release, config="stale"))
     result = _deploy(monkeypatch, inventory, release, conn)
-    assert conn.steps() == ["probe", "config-dirs", f"put:{AGENT_FILE}", "stop", "start"]
+    assert conn.steps() == ["probe", "config-dirs", f"put:{AGENT_FILE}", "protect-configs", "stop", "start"]
     assert result.actions == ["config written", "restarted"]
 
 
@@ -221,7 +226,15 @@ def test_host_keys_are_checked(inventory, tmp_path):
     conn = connection(inventory, inventory.host("s1"))
     assert isinstance(conn.client._policy, paramiko.RejectPolicy)
     inventory.accept_unknown_host_keys = True
-    assert isinstance(connection(inventory, inventory.host("s1")).client._policy, paramiko.AutoAddPolicy)
+    conn = connection(inventory, inventory.host("s1"))
+    policy = conn.client._policy
+    assert not isinstance(policy, paramiko.RejectPolicy)
+    # Trust on first use: the new key is kept for this connection and appended to known_hosts, once per host
+    # (many threads connecting at once each append their own line; none rewrites the file).
+    key = paramiko.RSAKey.generate(1024)
+    policy.missing_host_key(conn.client, "10.250.0.11", key)
+    assert conn.client.get_host_keys().lookup("10.250.0.11") is not None
+    assert known.read_text() == f"10.250.0.11 {key.get_name()} {key.get_base64()}\n"
 
 
 def test_fan_out_keeps_each_hosts_outcome(inventory):
@@ -326,9 +339,22 @@ def test_upgrade_rolls_servers_one_at_a_time_leader_last(monkeypatch, inventory,
 
     monkeypatch.setattr(deploy, "deploy_host", fake_deploy_host)
     monkeypatch.setattr(deploy.health, "wait_healthy", lambda inv, timeout: waits.append(",".join(order)) or 0.1)
+    monkeypatch.setattr(deploy.health, "wait_answering",
+                        lambda inv, host, timeout: waits.append(f"{host.name} answers") or 0.1)
     monkeypatch.setattr(deploy, "check_health", lambda inv: deploy.health.Health(leader="10.250.0.12:4647"))
     result = deploy.upgrade(inventory, out=lambda line: None, release=release)
     assert order == ["s1", "s3", "s2"]  # followers first, the leader (s2) last
-    # Healthy before the first host is touched, and again after each one.
-    assert waits == ["", "s1", "s1,s3", "s1,s3,s2"]
+    # Healthy before the first host is touched; after each one, its agent answers and the cluster is healthy.
+    assert waits == ["", "s1 answers", "s1", "s3 answers", "s1,s3", "s2 answers", "s1,s3,s2"]
     assert set(result["hosts"]) == {"s1", "s2", "s3"}
+
+
+def test_a_host_whose_python_cannot_take_the_wheelhouse_is_refused_with_the_reason(monkeypatch, inventory, release):
+    other = "cpython-39-" + hostctl.local_python_tag().rsplit("-", 1)[1]
+    conn = FakeConnection(facts=f"release=\nmode=\npid=\ninterface=eth0\nsystemd=no\npython={other}\n")
+    with pytest.raises(hostctl.RemoteError, match=r"cpython-39.*wheelhouse is built for"):
+        _deploy(monkeypatch, inventory, release, conn)
+    assert conn.steps() == ["probe"]  # nothing uploaded or installed
+    conn = FakeConnection(facts="release=\nmode=\npid=\ninterface=eth0\nsystemd=no\npython=\n")
+    with pytest.raises(hostctl.RemoteError, match="does not run on this host"):
+        _deploy(monkeypatch, inventory, release, conn)

@@ -144,8 +144,12 @@ def test_down_leaves_nothing_and_is_idempotent(lab):
     # Last in the module: it takes the shared lab down (the fixture's own down then checks idempotence).
     pids = [lab.status()["hosts"][h]["sshd_pid"] for h in lab.hosts]
     assert all(pids)
+    # A daemon a deployment left on a host (re-parented away from sshd, as `nohup setsid` leaves agents).
+    daemon = subprocess.Popen(["nsenter", f"--net={lab.netns_path('s2')}", "setsid", "sleep", "60"])
+    pids.append(daemon.pid)
     start = time.monotonic()
     lab.down()
+    daemon.wait(timeout=5)
     print(f"lab down in {time.monotonic() - start:.2f}s")
     lab.down()
     assert not any(alive(p) for p in pids)

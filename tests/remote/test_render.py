@@ -97,3 +97,18 @@ def test_rendering_is_deterministic(lab):
     first = render_config_files(lab, lab.host("s2"), "eth0")
     assert first == render_config_files(load_inventory(ROOT / "inventory" / "lab.yml"), lab.host("s2"), "eth0")
     assert sha256_text(first[AGENT_FILE]) == hashlib.sha256(first[AGENT_FILE].encode()).hexdigest()
+    # Nor does how the inventory's path was spelled: `./inventory/lab.yml` is the same inventory.
+    spelled = load_inventory(f"{ROOT}/inventory/./lab.yml")
+    assert render_config_files(spelled, spelled.host("s2"), "eth0") == first
+
+
+def test_host_names_are_rendered_as_ips_and_ipv6_in_brackets(tmp_path):
+    # The agent binds to an IP only (as Nomad's bind_addr); a host name is resolved when rendering.
+    text = ("hosts:\n  - {name: a, address: localhost, roles: [server]}\n"
+            "  - {name: b, address: '::1', roles: [server, client]}\n")
+    inventory = parse_inventory(text, "inv.yml", str(tmp_path))
+    config = " ".join(render_config_files(inventory, inventory.host("a"))[AGENT_FILE].split())  # unpadded
+    assert 'bind_addr = "127.0.0.1"' in config or 'bind_addr = "::1"' in config
+    assert '"[::1]:4648"' in config
+    client = " ".join(render_config_files(inventory, inventory.host("b"))[AGENT_FILE].split())
+    assert '"[::1]:4647"' in client and 'bind_addr = "::1"' in client

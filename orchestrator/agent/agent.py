@@ -17,7 +17,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from orchestrator.api.http import bound_port, serve
 from orchestrator.client import ClientAgent, InMemoryClientStateStore, NodeChanged, RegisterNow
 from orchestrator.client.agent import CollectGarbage, RestartTask
 from orchestrator.client.allocdir import TaskPreparer, alloc_dir_of
-from orchestrator.client.fingerprint import NodeSpec, fingerprint_node, node_identity
+from orchestrator.client.fingerprint import NodeSpec, fingerprint_node, node_identity, with_drivers
 from orchestrator.client.state_file import FileClientStateStore
 from orchestrator.drivers.registry import FACTORIES, SLOW_DRIVERS, DriverContext, DriverSet, load_driver, load_drivers
 from orchestrator.raft import MemoryStorage
@@ -68,6 +67,7 @@ def _host(address: str) -> str:
 
 
 DEV_REGISTER_RETRY = 1.0  # Nomad's devModeRetryIntv: a dev client retries registering every second
+DRIVER_CHECK_INTERVAL = 30.0  # how often drivers are fingerprinted again (Nomad checks driver health every 30 s)
 
 
 def _warm_up() -> None:
@@ -107,6 +107,7 @@ class Agent:
         self.state_dir: Path | None = None  # None: the client's state is kept in memory (-dev)
         self._scratch: Path | None = None  # -dev without a data dir: removed on shutdown
         self._late_drivers: asyncio.Task[Any] | None = None
+        self._driver_checks: asyncio.Task[Any] | None = None
         self._disk_gc: asyncio.Task[Any] | None = None
         self._warming = False
 
@@ -236,6 +237,7 @@ class Agent:
             self.server.apply_listeners.append(self._nudge_client)
         if late:
             self._late_drivers = asyncio.create_task(self._load_late_drivers(late, context, preparer))
+        self._driver_checks = asyncio.create_task(self._watch_drivers(preparer))
         self._disk_gc = asyncio.create_task(self._watch_disk(alloc_root))
 
     async def _watch_disk(self, alloc_root: Path) -> None:
@@ -252,19 +254,35 @@ class Agent:
 
     async def _load_late_drivers(self, names: list[str], context: Any, preparer: TaskPreparer) -> None:
         """Load and fingerprint slow drivers off the loop, then register the node again with them."""
-        assert self.drivers is not None and self.client is not None and self.runtime is not None
+        assert self.drivers is not None
         for name in names:
             driver = await asyncio.to_thread(load_driver, name, context(name))
-            if driver is None:
-                continue
-            self.drivers.add(driver)
-            infos, attributes = await asyncio.to_thread(self.drivers.fingerprint)
-            node = self.client.node
-            node = replace(node, drivers=infos, attributes={**{k: v for k, v in node.attributes.items()
-                                                                if not k.startswith("driver.")}, **attributes})
-            node.computed_class = node.compute_class()
-            preparer.node = node
-            self.runtime.deliver(f"agent-{self.name}", self.client.id, NodeChanged(node))
+            if driver is not None:
+                self.drivers.add(driver)
+                await self._refingerprint(preparer)
+
+    async def _watch_drivers(self, preparer: TaskPreparer) -> None:
+        """Nomad checks its drivers' health periodically: an engine that stops (or comes back) changes the
+        node the servers schedule on, here within DRIVER_CHECK_INTERVAL."""
+        while self.client is not None:
+            await asyncio.sleep(DRIVER_CHECK_INTERVAL)
+            await self._refingerprint(preparer)
+
+    async def _refingerprint(self, preparer: TaskPreparer) -> None:
+        """Fingerprint the drivers off the loop; register the node again when what the servers see changed."""
+        if self.drivers is None or self.client is None or self.runtime is None:
+            return
+        infos, attributes = await asyncio.to_thread(self.drivers.fingerprint)
+        node = with_drivers(self.client.node, infos, attributes)
+        if node is None:
+            return
+        for name, info in infos.items():
+            before = self.client.node.drivers.get(name)
+            if before is not None and (before.healthy, before.detected) != (info.healthy, info.detected):
+                log.info("client: driver %s is now %s: %s", name, "healthy" if info.healthy else "unhealthy",
+                         info.health_description)
+        preparer.node = node
+        self.runtime.deliver(f"agent-{self.name}", self.client.id, NodeChanged(node))
 
     def _nudge_client(self, index: int, result: Any) -> None:
         # The local server applies entries only once it has a leader: an unregistered client need not wait
@@ -382,6 +400,8 @@ class Agent:
             self._late_drivers.cancel()
         if self._disk_gc is not None:
             self._disk_gc.cancel()
+        if self._driver_checks is not None:
+            self._driver_checks.cancel()
         if self.membership is not None:
             await (self.membership.leave() if leave else self.membership.stop())
         if self.http_runner is not None:

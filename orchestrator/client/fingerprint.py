@@ -14,7 +14,7 @@ import socket
 import struct
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orchestrator.structs import DriverInfo, Node, NodeResources
@@ -229,3 +229,20 @@ def fingerprint_node(spec: NodeSpec, node_id: str, secret_id: str, drivers: Mapp
                               for name, (path, read_only) in spec.host_volumes.items()})
     node.computed_class = node.compute_class()
     return node
+
+
+def with_drivers(node: Node, drivers: Mapping[str, DriverInfo], attributes: Mapping[str, str]) -> Node | None:
+    """`node` with these driver fingerprints, or None when they change nothing the servers see (whether each
+    driver is detected and healthy, its health description and attributes; not the time of the check)."""
+
+    def seen(infos: Mapping[str, DriverInfo]) -> dict[str, tuple]:
+        return {n: (i.detected, i.healthy, i.health_description, sorted(i.attributes.items()))
+                for n, i in infos.items()}
+
+    others = {k: v for k, v in node.attributes.items() if not k.startswith("driver.")}
+    merged = {**others, **attributes}
+    if seen(node.drivers) == seen(drivers) and merged == node.attributes:
+        return None
+    changed = replace(node, drivers=dict(drivers), attributes=merged)
+    changed.computed_class = changed.compute_class()
+    return changed

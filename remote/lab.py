@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,6 +24,7 @@ BRIDGE = "yurtbr0"
 NS_PREFIX = "yurt-"  # namespaces are prefixed so the lab never deletes one it did not create
 VETH_PREFIX = "yv-"
 KEY_NAME = "yurt_lab"
+DOCKER_ENDPOINT = "unix:///opt/docker/docker.sock"  # a host's own engine, as its processes see it
 FORWARD_RULE = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
 
 
@@ -55,6 +57,7 @@ class Lab(LabFaults):
             if len(VETH_PREFIX + host) > 15:
                 raise LabError(f"host name {host!r} too long for an interface name")
         self._paused: dict[str, list[int]] = {}
+        self._docker: dict[str, Any] = {}  # engines this object started (DockerEngine), stopped by down()
 
     # -- naming ---------------------------------------------------------------------------------
     def address(self, host: str) -> str:
@@ -214,6 +217,7 @@ class Lab(LabFaults):
         """Stop this lab's sshds (by pid file only) and delete its namespaces, veths and bridge; idempotent."""
         for host in self.hosts:
             self._resume_all(host)
+            self._stop_docker(host)
             self._stop_sshd(host)
         # Without our state file the bridge and namespaces (same names) may belong to another lab directory.
         if not self.state_path.exists():
@@ -268,6 +272,47 @@ class Lab(LabFaults):
                 if alive(p):
                     signal_pid(p, signal.SIGKILL)
         self.pid_file(host).unlink(missing_ok=True)
+
+    # -- a host's own Docker engine ------------------------------------------------------------------------
+    def docker_dir(self, host: str) -> Path:
+        """The engine's socket, data and state: under the host's private /opt, so the same path inside every
+        host (DOCKER_ENDPOINT) names that host's own engine."""
+        return self.host_dir(host) / "opt" / "docker"
+
+    def docker_url(self, host: str) -> str:
+        """The host's engine as this machine reaches it."""
+        return f"unix://{self.docker_dir(host) / 'docker.sock'}"
+
+    def start_docker(self, host: str) -> str:
+        """Start a Docker engine inside the host's network namespace (its containers get the host's network);
+        returns the endpoint as the host's own processes see it. LabError saying why when it cannot start."""
+        from orchestrator.testing.dockerd import DockerUnavailable, dockerd_in_netns
+
+        try:
+            self._docker[host] = dockerd_in_netns(self.netns_path(host), self.docker_dir(host) / "docker.sock",
+                                                  self.docker_dir(host))
+        except DockerUnavailable as exc:
+            raise LabError(f"{host}: no Docker engine: {exc}") from None
+        return DOCKER_ENDPOINT
+
+    def _engine_pid(self, host: str) -> int | None:
+        try:
+            pid = int((self.docker_dir(host) / "docker.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid in self.host_pids(host) else None
+
+    def _stop_docker(self, host: str) -> None:
+        """Stop the host's engine by its pid file (it unmounts its containers' filesystems as it goes)."""
+        from orchestrator.testing.dockerd import DockerEngine
+
+        engine = self._docker.pop(host, None)
+        if engine is None:  # started by another process (`yurt lab down` after a test run, say)
+            pid = self._engine_pid(host)
+            if pid is None:
+                return
+            engine = DockerEngine(base_url=self.docker_url(host), pid=pid)
+        engine.stop()
 
     def status(self) -> dict:
         hosts = {}

@@ -35,6 +35,10 @@ class LabFaults:
     def _sshd_pid(self, host: str) -> int | None:
         raise NotImplementedError
 
+    def _engine_pid(self, host: str) -> int | None:
+        """The host's own dockerd, when it has one."""
+        raise NotImplementedError
+
     # -- probes ---------------------------------------------------------------------------------
     def exec_in(self, host: str, *cmd: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
         """Run a command in host's network namespace (not its mount/UTS namespace)."""
@@ -119,9 +123,12 @@ class LabFaults:
         return pids
 
     def workload_pids(self, host: str) -> list[int]:
-        """The host's processes other than its sshd and the sessions it serves: what deployments started."""
-        sshd = self._sshd_pid(host)
-        keep = {sshd, *descendants(sshd)} if sshd else set()
+        """The host's processes other than its services (sshd and the sessions it serves, its Docker engine with
+        its containerd and the containers it runs): what deployments started."""
+        keep: set[int] = set()
+        for service in (self._sshd_pid(host), self._engine_pid(host)):
+            if service:
+                keep.update((service, *descendants(service)))
         return [p for p in self.host_pids(host) if p not in keep]
 
     def pause(self, host: str, pids: Iterable[int] | None = None) -> list[int]:

@@ -141,16 +141,46 @@ def ensure_dockerd(base_dir: str | Path) -> DockerEngine:
     (base / BRIDGE_MARKER).unlink(missing_ok=True)
     if not bridge_existed:  # so a later run reusing this engine still cleans up after it
         (base / BRIDGE_MARKER).write_text(forward_policy)
-    log = open(base / "dockerd.log", "ab")  # noqa: SIM115 - handed to the child, closed below
+    engine = _spawn([], base_url, base, base)
+    engine.created_bridge, engine.forward_policy = not bridge_existed, forward_policy
+    return _wait_ready(engine)
+
+
+def dockerd_in_netns(netns_path: str, sock: Path, state_dir: Path) -> DockerEngine:
+    """A private dockerd inside a network namespace (a lab host's own engine): listening on `sock`, its data and
+    runtime state under `state_dir`. Its bridge and iptables rules live in that namespace and go with it.
+
+    Started with nsenter rather than `ip netns exec`, which remounts /sys and hides the cgroup mounts from it.
+    Raises DockerUnavailable with the reason when it cannot start.
+    """
+    reason = missing_tools()
+    if reason is not None:
+        raise DockerUnavailable(reason)
+    if len(str(sock)) > 100:  # sun_path holds 108 bytes
+        raise DockerUnavailable(f"socket path too long for a unix socket: {sock}")
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)
+    for sub in ("data", "exec"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    return _wait_ready(_spawn(["nsenter", f"--net={netns_path}"], f"unix://{sock}", state_dir, state_dir))
+
+
+def _spawn(prefix: list[str], base_url: str, state_dir: Path, log_dir: Path) -> DockerEngine:
+    log = open(log_dir / "dockerd.log", "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         proc = subprocess.Popen(
-            ["dockerd", "--host", base_url, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-             "--pidfile", str(base / "docker.pid")],
+            [*prefix, "dockerd", "--host", base_url, "--data-root", str(state_dir / "data"),
+             "--exec-root", str(state_dir / "exec"), "--pidfile", str(state_dir / "docker.pid")],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         log.close()
-    engine = DockerEngine(base_url=base_url, pid=proc.pid, base_dir=base, _proc=proc,
-                          created_bridge=not bridge_existed, forward_policy=forward_policy)
+    return DockerEngine(base_url=base_url, pid=proc.pid, base_dir=log_dir, _proc=proc)
+
+
+def _wait_ready(engine: DockerEngine) -> DockerEngine:
+    proc, base_url = engine._proc, engine.base_url
+    assert proc is not None and engine.base_dir is not None
+    base = engine.base_dir
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:

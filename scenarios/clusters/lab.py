@@ -18,7 +18,7 @@ import yaml
 from remote import deploy, hostctl
 from remote.connect import open_connection
 from remote.inventory import Inventory, hostport, load_inventory
-from remote.lab import Lab, LabError
+from remote.lab import DOCKER_ENDPOINT, Lab, LabError
 from scenarios.cluster import ClusterError, Unsupported
 from scenarios.clusters.http import HttpCluster
 
@@ -135,22 +135,26 @@ class LabDeployment:
         self.inventory = inventory
         self.deploy_seconds = deploy_seconds
         self.redeploy_seconds = redeploy_seconds
-        self.docker = False  # whether the agents run the docker driver (on the session's engine)
+        self.docker_missing = "not asked for"  # why the agents have no docker driver; "" when they have one
 
     @classmethod
-    def up(cls, base: Path, docker_endpoint: str | None = None) -> LabDeployment:
-        """Hosts up and `fab deploy`ed. With `docker_endpoint` (a unix socket: the lab's hosts share this
-        machine's filesystem, so one engine serves them all) their agents also run the docker driver."""
+    def up(cls, base: Path, docker: bool = False) -> LabDeployment:
+        """Hosts up and `fab deploy`ed. With `docker`, each client host first gets its own Docker engine (in its
+        network namespace, with the busybox image) and its agent the docker driver; when no engine can start,
+        the lab comes up without, and `docker_missing` says why."""
         lab = Lab(base, hosts=LAB_HOSTS)
         lab.up()
+        missing = "not asked for"
         try:
-            if docker_endpoint:
-                _add_docker_plugin(lab.inventory_path, docker_endpoint)
+            if docker:
+                missing = _start_engines(lab, [h for h in LAB_HOSTS if h != LAB_HOSTS[0]])
+                if not missing:
+                    _add_docker_plugin(lab.inventory_path, DOCKER_ENDPOINT)
             inventory = load_inventory(lab.inventory_path, check_files=True)
             first = fab_deploy(lab.inventory_path)
             again = fab_deploy(lab.inventory_path)  # nothing changed: must change nothing, and fast
             deployment = cls(lab, inventory, first, again)
-            deployment.docker = bool(docker_endpoint)
+            deployment.docker_missing = missing
             return deployment
         except BaseException:
             lab.down()
@@ -164,7 +168,9 @@ class LabDeployment:
         data = self.inventory.cluster.data_dir
         for host in self.lab.hosts:
             # The client agents leave their tasks running when they stop (as Nomad's do): end them here, found
-            # by the host's network namespace, never by name.
+            # by the host's network namespace, never by name; containers through the host's own engine.
+            if not self.docker_missing and host != LAB_HOSTS[0]:
+                _remove_containers(self.lab.docker_url(host))
             for pid in self.lab.workload_pids(host):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -185,8 +191,38 @@ class LabDeployment:
                 "redeploy_seconds": round(self.redeploy_seconds, 2)}
 
 
+def _start_engines(lab: Lab, hosts: list[str]) -> str:
+    """Each host's own engine with the busybox image (no registry is reachable); "" or why not."""
+    import docker
+
+    from orchestrator.testing.dockerd import DockerUnavailable, ensure_busybox_image
+
+    for host in hosts:
+        try:
+            lab.start_docker(host)
+            client = docker.DockerClient(base_url=lab.docker_url(host), timeout=60)
+            try:
+                ensure_busybox_image(client)
+            finally:
+                client.close()
+        except (LabError, DockerUnavailable) as exc:
+            return str(exc)
+    return ""
+
+
+def _remove_containers(base_url: str) -> None:
+    import docker
+
+    client = docker.DockerClient(base_url=base_url, timeout=30)
+    try:
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
 def _add_docker_plugin(inventory_path: Path, endpoint: str) -> None:
-    """Give the lab's inventory an agent config (HCL, kept as the inventory's agent_config) naming the engine."""
+    """Give the lab's inventory an agent config (HCL, as its agent_config) naming each host's engine."""
     data = yaml.safe_load(inventory_path.read_text())
     settings = data["cluster"].get("agent_config") or {}
     lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items()]

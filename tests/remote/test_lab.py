@@ -140,6 +140,31 @@ def test_kill_by_pid_file_only_hits_the_hosts_own_process(lab):
             proc.wait()
 
 
+def test_a_host_gets_its_own_docker_engine_in_its_network(lab):
+    docker = pytest.importorskip("docker")
+    from orchestrator.testing.dockerd import DockerUnavailable, ensure_busybox_image
+
+    try:
+        endpoint = lab.start_docker("s3")
+    except LabError as exc:
+        pytest.skip(str(exc))
+    assert endpoint == "unix:///opt/docker/docker.sock"  # the same path on every host, each its own engine
+    client = docker.DockerClient(base_url=lab.docker_url("s3"))
+    try:
+        try:
+            ensure_busybox_image(client)
+        except DockerUnavailable as exc:
+            pytest.skip(str(exc))
+        # The engine lives in the host's network namespace: its bridge is made there.
+        assert lab.exec_in("s3", "ip", "link", "show", "docker0").returncode == 0
+        out = client.containers.run("yurt/busybox:1", ["echo", "hi"], remove=True)
+        assert out.strip() == b"hi"
+        engine = lab._engine_pid("s3")
+        assert engine is not None and engine not in lab.workload_pids("s3")  # a service, not a deployment's
+    finally:
+        client.close()
+
+
 def test_down_leaves_nothing_and_is_idempotent(lab):
     # Last in the module: it takes the shared lab down (the fixture's own down then checks idempotence).
     pids = [lab.status()["hosts"][h]["sshd_pid"] for h in lab.hosts]

@@ -118,6 +118,14 @@ def test_latency_where_the_kernel_has_netem_else_a_clear_reason(lab):
         lab.clear_latency("s1")
 
 
+def _entered(lab, host: str, proc: subprocess.Popen) -> None:
+    """Wait until a process started with nsenter is in the host's network namespace (just after it starts)."""
+    deadline = time.monotonic() + 5
+    while proc.pid not in lab.host_pids(host):
+        assert time.monotonic() < deadline, f"{proc.args} never entered {host}"
+        time.sleep(0.01)
+
+
 def test_kill_by_pid_file_only_hits_the_hosts_own_process(lab):
     pid_file = "/opt/yurt-test/sleeper.pid"
     path = lab.host_path("s1", pid_file)
@@ -131,6 +139,7 @@ def test_kill_by_pid_file_only_hits_the_hosts_own_process(lab):
         stranger.wait()
     proc = subprocess.Popen(["nsenter", f"--net={lab.netns_path('s1')}", "sleep", "30"])
     try:
+        _entered(lab, "s1", proc)
         path.write_text(f"{proc.pid}\n")
         assert lab.kill("s1", pid_file) == proc.pid
         assert proc.wait(timeout=5) == -signal.SIGKILL
@@ -171,6 +180,7 @@ def test_down_leaves_nothing_and_is_idempotent(lab):
     assert all(pids)
     # A daemon a deployment left on a host (re-parented away from sshd, as `nohup setsid` leaves agents).
     daemon = subprocess.Popen(["nsenter", f"--net={lab.netns_path('s2')}", "setsid", "sleep", "60"])
+    _entered(lab, "s2", daemon)
     pids.append(daemon.pid)
     start = time.monotonic()
     lab.down()

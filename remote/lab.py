@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from remote.lab_faults import LabFaults
-from remote.procs import LabError, alive, descendants, run, signal_pid, tcp_open
+from remote.procs import LabError, alive, descendants, end, run, tcp_open
 
 __all__ = ["BRIDGE", "Lab", "LabError", "alive", "main", "tcp_open", "unavailable"]
 
@@ -224,13 +224,7 @@ class Lab(LabFaults):
             return
         # Whatever deployments started there (agents under setsid, their tasks) would outlive the namespace
         # and keep writing to the host's /opt, which the next `up` reuses: end them, found by namespace.
-        leftovers = [pid for host in self.hosts for pid in self.host_pids(host)]
-        for pid in leftovers:
-            signal_pid(pid, signal.SIGCONT)
-            signal_pid(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5.0
-        while any(alive(pid) for pid in leftovers) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        end([pid for host in self.hosts for pid in self.host_pids(host)], signal.SIGKILL, timeout=5.0)
         for host in self.hosts:
             if os.path.exists(self.netns_path(host)):
                 run("ip", "netns", "del", self.netns(host), check=False)
@@ -260,17 +254,7 @@ class Lab(LabFaults):
         pid = self._sshd_pid(host)
         if pid is not None:
             # Session processes too: left running they would keep the namespace alive after `ip netns del`.
-            pids = [pid, *descendants(pid)]
-            for p in pids:
-                # SIGCONT first: a paused sshd would not act on SIGTERM.
-                signal_pid(p, signal.SIGCONT)
-                signal_pid(p, signal.SIGTERM)
-            deadline = time.monotonic() + 2
-            while any(alive(p) for p in pids) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            for p in pids:
-                if alive(p):
-                    signal_pid(p, signal.SIGKILL)
+            end([pid, *descendants(pid)])
         self.pid_file(host).unlink(missing_ok=True)
 
     # -- a host's own Docker engine ------------------------------------------------------------------------

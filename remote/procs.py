@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -67,3 +69,17 @@ def tcp_open(address: str, port: int = 22, timeout: float = 0.3) -> bool:
         return False
 
 
+
+
+def end(pids: list[int], sig: int = signal.SIGTERM, timeout: float = 2.0) -> None:
+    """Send `sig` to each process (SIGCONT first: a paused process would not act on it), wait up to `timeout`
+    for them to go, then SIGKILL whatever is left."""
+    for pid in pids:
+        signal_pid(pid, signal.SIGCONT)
+        signal_pid(pid, sig)
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pid in pids:
+        if alive(pid):
+            signal_pid(pid, signal.SIGKILL)

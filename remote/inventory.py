@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.agent.config import Ports  # the agent's own ports block: same defaults
 from orchestrator.jobspec.diagnostics import Collector, Diagnostic, did_you_mean
 
 ROLES = ("server", "client")
@@ -30,13 +31,6 @@ IMPLICIT_GROUPS = ("all", "servers", "clients")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-
-
-@dataclass(slots=True)
-class Ports:
-    http: int = 4646
-    rpc: int = 4647
-    serf: int = 4648
 
 
 @dataclass(slots=True)

@@ -240,15 +240,17 @@ class SimCluster:
         self.run_until(lambda: call.done, timeout, poll=0.01)
         return call
 
-    def run_job(self, source: str | Path, *, variables: dict[str, str] | None = None, wait: bool = True) -> Call:
-        """`yurt job run`: parse HCL (a path or the text itself) and register it through any server."""
+    def run_job(self, source: str | Path, *, variables: dict[str, str] | None = None, wait: bool = True,
+                timeout: float = 60.0, avoid: tuple[str, ...] = ()) -> Call:
+        """`yurt job run`: parse HCL (a path or the text itself) and register it through any server but those in
+        `avoid`, retried on others for up to `timeout` virtual seconds. JobspecError when the HCL is invalid."""
         if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith(".hcl")):
             path = Path(source)
             job = parse_job(path.read_text(), str(path), variables=variables)
         else:
             job = parse_job(str(source), "<scenario>", variables=variables)
-        call = self.call(methods.JOB_REGISTER, {"Job": job})
-        return self.wait(call) if wait else call
+        call = self.call(methods.JOB_REGISTER, {"Job": job}, timeout=timeout, avoid=avoid)
+        return self.wait(call, timeout) if wait else call
 
     def stop_job(self, job_id: str, *, purge: bool = False) -> Call:
         return self.wait(self.call(methods.JOB_DEREGISTER, {"Namespace": "default", "JobID": job_id, "Purge": purge}))

@@ -24,7 +24,7 @@ from typing import Any
 AGENT_HEADER = """name      = "{name}"
 data_dir  = "{data_dir}"
 bind_addr = "{addr}"
-log_level = "DEBUG"
+log_level = "{log_level}"
 
 advertise {{
   http = "{addr}"
@@ -142,7 +142,8 @@ class LocalCluster:
                 config.write_text(DEV_PORTS.format(http=http, rpc=rpc, serf=serf))
             else:
                 config.write_text(SERVER_CONFIG.format(name=name, data_dir=self.base / "data" / name, addr="127.0.0.1",
-                                                       http=http, rpc=rpc, serf=serf, expect=count, join=join))
+                                                       log_level="DEBUG", http=http, rpc=rpc, serf=serf,
+                                                       expect=count, join=join))
             self.agents.append(AgentProcess(name, config, http, rpc, serf, self.base / f"{name}.log"))
 
     # -- processes ------------------------------------------------------------------------------------------

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from abc import abstractmethod
 from typing import Any
 
+from orchestrator.api.client import ApiClient, ApiError, TransportError
 from scenarios.cluster import Cluster, ClusterError
 
-# Errors that mean "this agent did not answer": try the next one.
-UNANSWERED = (OSError, urllib.error.URLError, ValueError, TimeoutError, http.client.HTTPException)
+# What `request` raises when an agent did not answer: try the next one.
+UNANSWERED = (OSError,)
 
 
 class HttpError(ClusterError):
@@ -56,15 +53,15 @@ class HttpCluster(Cluster):
     # -- HTTP -------------------------------------------------------------------------------------------
 
     def request(self, name: str, method: str, path: str, body: Any = None, timeout: float = 2.0) -> Any:
-        """One call to agent `name`: the decoded JSON; HttpError for a non-2xx answer, OSError when unreachable."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.http_address(name) + path, data=data, method=method)
+        """One call to agent `name` through the CLI's own API client: the decoded JSON; HttpError for an error
+        answer, ConnectionError when the agent did not answer at all."""
+        api = ApiClient(self.http_address(name), env={}, timeout=timeout)  # env={}: not whoever runs pytest's
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise HttpError(exc.code, exc.read().decode(errors="replace")) from None
-        return json.loads(raw) if raw else None
+            return api.request(method, path, body=body).data
+        except TransportError as exc:
+            raise ConnectionError(str(exc)) from None
+        except ApiError as exc:
+            raise HttpError(exc.status, exc.body) from None
 
     def ask(self, method: str, path: str, body: Any = None, timeout: float = 2.0) -> Any:
         """The first live server's answer; the last error when none answered well."""
@@ -105,16 +102,10 @@ class HttpCluster(Cluster):
         return self._read("/v1/nodes", [])
 
     def allocations(self, job_id: str) -> list[dict[str, Any]]:
-        try:
-            return self.ask("GET", f"/v1/job/{urllib.parse.quote(job_id)}/allocations")
-        except (ClusterError, *UNANSWERED):
-            return []
+        return self._read(f"/v1/job/{urllib.parse.quote(job_id)}/allocations", [])
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        try:
-            return self.ask("GET", f"/v1/job/{urllib.parse.quote(job_id)}")
-        except (ClusterError, *UNANSWERED):
-            return None
+        return self._read(f"/v1/job/{urllib.parse.quote(job_id)}", None)  # unknown: 404, an HttpError
 
     def jobs(self) -> list[str]:
         return [j["ID"] for j in self._read("/v1/jobs", [])]

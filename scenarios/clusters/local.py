@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.testing.local_cluster import (
-    AGENT_HEADER,
     CLIENT_CONFIG,
     SERVER_CONFIG,
     AgentProcess,
@@ -33,8 +32,6 @@ plugin "docker" {{
 }}
 '''
 CHAIN = "YURT_SCENARIO"  # the iptables chain of this suite's partitions, jumped to from INPUT
-# Scenarios need no debug chatter; INFO keeps each agent's log readable when a scenario fails.
-LOG_LEVEL = 'log_level = "INFO"'
 
 
 class LocalProcessCluster(HttpCluster):
@@ -57,7 +54,9 @@ class LocalProcessCluster(HttpCluster):
         rpcs = ", ".join(f'"{hosts[n]}:{ports[n][1]}"' for n in server_names)
         for name, host in hosts.items():
             http, rpc, serf = ports[name]
-            fields = dict(name=name, data_dir=self.base / "data" / name, addr=host, http=http, rpc=rpc, serf=serf)
+            # INFO: scenarios need no debug chatter, and each agent's log stays readable when one fails.
+            fields = dict(name=name, data_dir=self.base / "data" / name, addr=host, log_level="INFO", http=http,
+                          rpc=rpc, serf=serf)
             if name in server_names:
                 text = SERVER_CONFIG.format(**fields, expect=servers, join=join)
             else:
@@ -65,9 +64,8 @@ class LocalProcessCluster(HttpCluster):
                 if docker_endpoint:
                     text += DOCKER_PLUGIN.format(endpoint=docker_endpoint)
             config = self.base / f"{name}.hcl"
-            config.write_text(text.replace('log_level = "DEBUG"', LOG_LEVEL))
+            config.write_text(text)
             self.agents[name] = AgentProcess(name, config, http, rpc, serf, self.base / f"{name}.log", host=host)
-        assert 'log_level = "DEBUG"' in AGENT_HEADER  # the replace above relies on the shared header's level
         self.servers = tuple(server_names)
         self.clients = tuple(client_names)
         self._partitioned = False

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.api.views import alloc_list_stub, job_view, node_list_stub
-from orchestrator.jobspec import JobspecError, parse_job
-from orchestrator.rpc import methods
+from orchestrator.jobspec import JobspecError
 from orchestrator.server.server import Server
 from orchestrator.state import StateStore
 from scenarios.cluster import Cluster, ClusterError
@@ -17,8 +16,6 @@ from sim.cluster import ClusterSpec, SimCluster
 log = logging.getLogger(__name__)
 
 NAMESPACE = "default"
-# The operator's calls are retried every few hundredths of a virtual second; polling them faster buys nothing.
-CALL_POLL = 0.01
 
 
 class SimulatedCluster(Cluster):
@@ -103,17 +100,15 @@ class SimulatedCluster(Cluster):
     # -- writes -----------------------------------------------------------------------------------------
 
     def run_job(self, hcl: str, *, timeout: float = 5.0, via: str | None = None) -> bool:
+        avoid = tuple(s for s in self.servers if s != via) if via is not None else ()
         try:
-            job = parse_job(hcl, "<scenario>")
+            # The operator retries on another server until `timeout`, as `job run` against a dead agent would fail
+            # and the harness try the next one; the call's own deadline stops those retries when we give up.
+            call = self.sim.run_job(hcl, timeout=timeout, avoid=avoid)
         except JobspecError as err:
             # `yurt job run` exits 1 on a bad jobspec; keep the why for whoever reads the scenario's log.
             log.warning("run_job: invalid jobspec: %s", err)
             return False
-        # The operator retries on another server until `timeout`, as `job run` against a dead agent would fail
-        # and the harness try the next one; the call's own deadline stops those retries when we give up.
-        avoid = tuple(s for s in self.servers if s != via) if via is not None else ()
-        call = self.sim.call(methods.JOB_REGISTER, {"Job": job}, timeout=timeout, avoid=avoid)
-        self.sim.run_until(lambda: call.done, timeout, poll=CALL_POLL)
         if call.done and call.error:
             log.info("run_job: %s", call.error)
         return call.ok

@@ -67,7 +67,8 @@ class TwoClients:
             http, rpc, serf = free_port(), free_port(), free_port()
             config = self.cluster.base / f"{name}.hcl"
             config.write_text(CLIENT_CONFIG.format(name=name, data_dir=self.data_dir(name), addr="127.0.0.1",
-                                                   http=http, rpc=rpc, serf=serf, servers=f'"127.0.0.1:{server_rpc}"'))
+                                                   log_level="DEBUG", http=http, rpc=rpc, serf=serf,
+                                                   servers=f'"127.0.0.1:{server_rpc}"'))
             self.clients.append(AgentProcess(name, config, http, rpc, serf, self.cluster.base / f"{name}.log"))
 
     def data_dir(self, name: str) -> Path:

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,19 +75,6 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
     while not (result := check()) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     return result
-
-
-@pytest.fixture
-def cgroup_parent() -> Iterator[str]:
-    """A cgroup parent of the test's own; whatever a failed test left in it is removed afterwards."""
-    name = f"yurt-test-{os.getpid()}"
-    yield name
-    for controller in isolation.CONTROLLERS:
-        parent = isolation.CGROUP_ROOT / controller / name
-        for child in parent.glob("*/"):
-            child.rmdir()
-        if parent.is_dir():
-            parent.rmdir()
 
 
 @needs_root

@@ -6,14 +6,12 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_exec_driver import ALLOC_ID, Bench, host_mounts_under, leftover_cgroups
 
 from orchestrator.client.task_driver import DriverError
-from orchestrator.drivers import isolation
 from orchestrator.drivers.java import JavaDriver, parse_java_version
 
 pytestmark = pytest.mark.skipif(shutil.which("javac") is None or shutil.which("jar") is None,
@@ -40,18 +38,6 @@ def classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["javac", "-d", str(out), str(out / "Hello.java")], check=True)
     subprocess.run(["jar", "cfe", str(out / "hello.jar"), "Hello", "-C", str(out), "Hello.class"], check=True)
     return out
-
-
-@pytest.fixture
-def cgroup_parent() -> Iterator[str]:
-    name = f"yurt-test-java-{os.getpid()}"
-    yield name
-    for controller in isolation.CONTROLLERS:
-        parent = isolation.CGROUP_ROOT / controller / name
-        for child in parent.glob("*/"):
-            child.rmdir()
-        if parent.is_dir():
-            parent.rmdir()
 
 
 def test_parse_java_version_reads_nomads_attributes():

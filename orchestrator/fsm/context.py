@@ -209,10 +209,10 @@ class Context:
         body = {"Index": self.index}
         body.update(response or {})
         return ApplyResult(response=body, evals=self._stored_evals(),
-                           unblock_classes=frozenset(self.unblock_classes),
-                           unblock_nodes=frozenset(self.unblock_nodes), alloc_nodes=frozenset(self.alloc_nodes),
-                           nodes=frozenset(self.nodes), jobs=frozenset(self.jobs),
-                           deployments=frozenset(self.deployments))
+                           unblock_classes=tuple(sorted(self.unblock_classes)),
+                           unblock_nodes=tuple(sorted(self.unblock_nodes)),
+                           alloc_nodes=tuple(sorted(self.alloc_nodes)), nodes=tuple(sorted(self.nodes)),
+                           jobs=tuple(sorted(self.jobs)), deployments=tuple(sorted(self.deployments)))
 
     def eval_response(self, evals: list[Evaluation]) -> dict[str, Any]:
         """Nomad's EvalID and EvalCreateIndex for a command carrying at most one evaluation."""

@@ -29,8 +29,10 @@ class Rejected(Exception):
 class ApplyResult:
     """The outcome of one command, identical on every server (the leader acts on it, followers drop it).
 
-    `error` non-empty means the command was refused and the store left unchanged. The sets tell the leader
-    what to wake: `evals` (as stored) go to the eval broker when pending and to blocked-evals tracking when
+    `error` non-empty means the command was refused and the store left unchanged. The id collections (sorted
+    tuples, never sets: the leader acts on them in order, and a set's order of strings changes with
+    PYTHONHASHSEED, so one seed would not replay the same run in another process) tell the leader what to
+    wake: `evals` (as stored) go to the eval broker when pending and to blocked-evals tracking when
     blocked (a complete one without failures lets the tracker drop its job's blocked evals);
     `unblock_classes`/`unblock_nodes` are Nomad's blockedEvals.Unblock(class) / UnblockNode(node);
     `alloc_nodes` are nodes whose clients must pull allocations again; `nodes` are nodes registered,
@@ -43,12 +45,12 @@ class ApplyResult:
     error: str = ""
     skipped: bool = False
     evals: tuple[Evaluation, ...] = ()
-    unblock_classes: frozenset[str] = frozenset()
-    unblock_nodes: frozenset[str] = frozenset()
-    alloc_nodes: frozenset[str] = frozenset()
-    nodes: frozenset[str] = frozenset()
-    jobs: frozenset[tuple[str, str]] = frozenset()
-    deployments: frozenset[str] = frozenset()
+    unblock_classes: tuple[str, ...] = ()
+    unblock_nodes: tuple[str, ...] = ()
+    alloc_nodes: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+    jobs: tuple[tuple[str, str], ...] = ()
+    deployments: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -44,9 +44,9 @@ def test_plan_results_report_the_nodes_whose_clients_must_pull():
                                                               node_allocation={placed.node_id: [placed]}),
                                             job=job, eval_id="e9", evals=[make_eval("e9", status="complete")],
                                             updated_at=T0))
-    assert applied.alloc_nodes == {victim.node_id, placed.node_id}
+    assert set(applied.alloc_nodes) == {victim.node_id, placed.node_id}
     node_class = h.store.node_by_id(victim.node_id).computed_class
-    assert applied.unblock_classes == {node_class}  # the stopped allocation freed its resources
+    assert set(applied.unblock_classes) == {node_class}  # the stopped allocation freed its resources
     assert applied.response == {"Index": applied.response["Index"], "AllocIndex": applied.response["Index"],
                                 "EvalID": "e9"}
     assert [e.id for e in applied.evals] == ["e9"]
@@ -86,7 +86,7 @@ def test_client_updates_change_only_client_fields_and_unblock_on_terminal():
     failed = replace(alloc, client_status="failed")
     reschedule = make_eval("r1", "web", triggered_by="alloc-failure")
     result = h.log.ok(c.alloc_client_update(allocs=[failed, replace(alloc, id="ghost")], evals=[reschedule]))
-    assert result.unblock_classes == {h.store.node_by_id(alloc.node_id).computed_class}
+    assert set(result.unblock_classes) == {h.store.node_by_id(alloc.node_id).computed_class}
     assert [e.id for e in result.evals] == ["r1"] and h.store.eval_by_id("r1").status == "pending"
     assert h.store.alloc_by_id("ghost") is None
     assert h.store.job_summary("default", "web").summary["g"].failed == 1
@@ -102,7 +102,7 @@ def test_client_health_reports_count_in_the_deployment():
     healthy = replace(alloc, client_status="running",
                       deployment_status=AllocDeploymentStatus(healthy=True, timestamp="t"))
     result = h.log.ok(c.alloc_client_update(allocs=[healthy]))
-    assert result.deployments == {deployment.id}
+    assert set(result.deployments) == {deployment.id}
     assert h.store.deployment_by_id(deployment.id).task_groups["g"].healthy_allocs == 1
 
 

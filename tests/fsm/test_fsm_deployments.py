@@ -39,7 +39,7 @@ def test_status_update_marks_a_successful_version_stable():
                                                status_description="Deployment completed successfully"))
     assert log.store.deployment_by_id("d1").status == "successful"
     assert log.store.job_by_id("default", "web").stable
-    assert result.deployments == {"d1"} and result.response["DeploymentModifyIndex"] == result.response["Index"]
+    assert set(result.deployments) == {"d1"} and result.response["DeploymentModifyIndex"] == result.response["Index"]
 
 
 def test_a_failed_deployment_reverts_in_the_same_write():
@@ -52,7 +52,7 @@ def test_a_failed_deployment_reverts_in_the_same_write():
     job = log.store.job_by_id("default", "web")
     assert job.version == 2 and job.task_groups == v0.task_groups
     assert result.response["RevertedJobVersion"] == 2 and result.response["EvalID"] == "e1"
-    assert result.jobs == {("default", "web")} and len(heard) == 1
+    assert set(result.jobs) == {("default", "web")} and len(heard) == 1
 
 
 @pytest.mark.parametrize("deployment_id, message", [
@@ -86,7 +86,7 @@ def test_promotion_clears_the_canary_flag_and_restarts_the_deadline():
     assert log.store.deployment_by_id("d1").status_description == "Deployment is running"
     canary = log.store.alloc_by_id("c1")
     assert canary.deployment_status.canary is False and canary.alloc_modify_index == result.response["Index"]
-    assert result.alloc_nodes == {"n1"} and result.deployments == {"d1"}
+    assert set(result.alloc_nodes) == {"n1"} and set(result.deployments) == {"d1"}
     assert result.response["EvalID"] == "e1"
 
 
@@ -96,7 +96,7 @@ def test_alloc_health_counts_in_the_deployment():
     status = log.store.alloc_by_id("c1").deployment_status
     assert (status.healthy, status.timestamp, status.canary) == (True, "2023-11-14T22:13:20.000000005Z", True)
     assert log.store.deployment_by_id("d1").task_groups["g"].healthy_allocs == 1
-    assert result.deployments == {"d1"} and not result.alloc_nodes
+    assert set(result.deployments) == {"d1"} and not result.alloc_nodes
 
 
 def test_unhealthy_allocations_fail_and_revert_in_one_write():
@@ -108,7 +108,7 @@ def test_unhealthy_allocations_fail_and_revert_in_one_write():
     assert log.store.deployment_by_id("d1").status == "failed"
     assert log.store.deployment_by_id("d1").task_groups["g"].unhealthy_allocs == 1
     assert log.store.job_by_id("default", "web").version == 2
-    assert result.jobs == {("default", "web")} and [e.id for e in result.evals] == ["e1"]
+    assert set(result.jobs) == {("default", "web")} and [e.id for e in result.evals] == ["e1"]
 
 
 @pytest.mark.parametrize("healthy, message", [
@@ -129,7 +129,7 @@ def test_delete_is_refused_whole_when_one_is_unknown():
     assert log.apply(c.deployment_delete(deployment_ids=["d1", "ghost"])).error == "deployment not found"
     assert tables_of(log.store) == before
     result = log.ok(c.deployment_delete(deployment_ids=["d1"]))
-    assert log.store.deployment_by_id("d1") is None and result.deployments == {"d1"}
+    assert log.store.deployment_by_id("d1") is None and set(result.deployments) == {"d1"}
 
 
 def test_plan_results_report_new_and_updated_deployments():
@@ -139,4 +139,4 @@ def test_plan_results_report_new_and_updated_deployments():
     result = log.ok(c.apply_plan_results(
         result=PlanResult(deployment=d2, deployment_updates=[{"DeploymentID": "d1", "Status": "cancelled",
                                                               "StatusDescription": "newer"}]), job=v1))
-    assert result.deployments == {"d1", "d2"} and log.store.deployment_by_id("d1").status == "cancelled"
+    assert set(result.deployments) == {"d1", "d2"} and log.store.deployment_by_id("d1").status == "cancelled"

@@ -30,7 +30,7 @@ def test_register_stores_the_job_and_its_evaluation_in_one_write():
     evaluation = log.store.eval_by_id("e1")
     assert evaluation.job_modify_index == 1 and evaluation.create_index == 1
     assert result.evals == (evaluation,)
-    assert result.jobs == {("default", "web")}
+    assert set(result.jobs) == {("default", "web")}
     assert heard == [(frozenset({"jobs", "job_versions", "job_summary", "evals"}), 1)]
 
 
@@ -78,7 +78,7 @@ def test_deregister_without_purge_stores_a_stopped_version():
     assert (job.stop, job.version, job.submit_time) == (True, 1, 77)
     assert [v.version for v in log.store.job_versions("default", "web")] == [1, 0]
     assert result.response == {"Index": 2, "JobModifyIndex": 2, "EvalID": "e2", "EvalCreateIndex": 2}
-    assert result.jobs == {("default", "web")} and [e.id for e in result.evals] == ["e2"]
+    assert set(result.jobs) == {("default", "web")} and [e.id for e in result.evals] == ["e2"]
 
 
 def test_purge_deletes_the_job_with_its_versions_summary_and_launch():

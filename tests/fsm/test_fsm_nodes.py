@@ -29,8 +29,8 @@ def test_register_a_ready_node_unblocks_its_class():
     assert stored.status_updated_at == 1_700_000_000  # Nomad keeps node times in seconds
     assert [(e.message, e.subsystem, e.timestamp, e.create_index) for e in stored.events] == [
         ("Node registered", "Cluster", "2023-11-14T22:13:20.5Z", 1)]
-    assert result.nodes == {node.id} and result.unblock_nodes == {node.id}
-    assert result.unblock_classes == {node.computed_class}
+    assert set(result.nodes) == {node.id} and set(result.unblock_nodes) == {node.id}
+    assert set(result.unblock_classes) == {node.computed_class}
     assert result.response == {"Index": 1, "NodeModifyIndex": 1, "EvalIDs": ["e1"], "EvalCreateIndex": 1}
     assert [e.id for e in result.evals] == ["e1"]
 
@@ -66,7 +66,7 @@ def test_deregister_is_refused_whole_when_a_node_is_unknown():
     result = log.apply(c.node_deregister(node_ids=[node.id, "ghost"]))
     assert result.error == "node not found" and tables_of(log.store) == before
     result = log.ok(c.node_deregister(node_ids=[node.id, make_node(2).id]))
-    assert log.store.nodes() == [] and result.nodes == {node.id, make_node(2).id}
+    assert log.store.nodes() == [] and set(result.nodes) == {node.id, make_node(2).id}
 
 
 def test_status_update_to_ready_unblocks_and_down_does_not():
@@ -78,10 +78,10 @@ def test_status_update_to_ready_unblocks_and_down_does_not():
     assert (stored.status, stored.status_updated_at, stored.modify_index) == ("down", 1_700_000_003, 2)
     assert stored.events[-1].message == "Node heartbeat missed" and stored.events[-1].create_index == 2
     assert stored.events[-1].timestamp == "2023-11-14T22:13:23Z"
-    assert result.nodes == {node.id} and not result.unblock_classes
+    assert set(result.nodes) == {node.id} and not result.unblock_classes
     assert [e.id for e in result.evals] == ["e1"]
     result = log.ok(c.node_status_update(node_id=node.id, status="ready", updated_at=T0))
-    assert result.unblock_classes == {node.computed_class} and result.unblock_nodes == {node.id}
+    assert set(result.unblock_classes) == {node.computed_class} and set(result.unblock_nodes) == {node.id}
 
 
 @pytest.mark.parametrize("node_id, status, message", [
@@ -115,7 +115,7 @@ def test_drain_starts_and_cancels_with_times_from_the_command():
     assert (stored.drain_strategy.started_at, stored.drain_strategy.force_deadline) == (T0, T0 + 60 * SECOND)
     assert stored.events[-1].message == "Node drain strategy set" and not result.unblock_classes
     # The leader's drainer wakes on it: on an idle node nothing else would change to wake it.
-    assert result.nodes == {node.id}
+    assert set(result.nodes) == {node.id}
     # A new strategy keeps the start of the drain it replaces.
     log.ok(c.node_drain_update(node_id=node.id, drain_strategy=DrainStrategy(DrainSpec(deadline=-1)),
                                updated_at=T0 + 9 * SECOND))
@@ -125,7 +125,7 @@ def test_drain_starts_and_cancels_with_times_from_the_command():
     stored = log.store.node_by_id(node.id)
     assert stored.drain_strategy is None and stored.scheduling_eligibility == "eligible"
     assert stored.status_updated_at == 1_700_000_010
-    assert result.unblock_classes == {node.computed_class} and result.unblock_nodes == {node.id}
+    assert set(result.unblock_classes) == {node.computed_class} and set(result.unblock_nodes) == {node.id}
 
 
 def test_drain_of_an_unknown_node_is_refused():
@@ -139,7 +139,7 @@ def test_eligibility():
     result = log.ok(c.node_eligibility_update(node_id=node.id, eligibility="ineligible", updated_at=T0))
     assert log.store.node_by_id(node.id).scheduling_eligibility == "ineligible" and not result.unblock_classes
     result = log.ok(c.node_eligibility_update(node_id=node.id, eligibility="eligible", evals=[make_eval("e1")]))
-    assert result.unblock_classes == {node.computed_class} and [e.id for e in result.evals] == ["e1"]
+    assert set(result.unblock_classes) == {node.computed_class} and [e.id for e in result.evals] == ["e1"]
     result = log.ok(c.node_eligibility_update(node_id=node.id, eligibility="eligible"))
     assert not result.unblock_classes  # already eligible: nothing new to place on
 

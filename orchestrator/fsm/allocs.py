@@ -114,6 +114,12 @@ def alloc_client_update(ctx: Context, cmd: dict[str, Any]) -> ApplyResult:
     updates = [decode(Allocation, item, f"Allocs[{i}]") for i, item in enumerate(raw)]
     if any(not u.id for u in updates):
         raise Rejected("Allocs: allocation without an ID")
+    # A client-terminal allocation (failed, complete, lost) is final, as in Nomad: it never runs again, and
+    # the scheduler has already replaced it (or will, from the reschedule evaluation of the same update).
+    # A report that would bring it back to pending or running is stale (sent before the terminal one and
+    # delivered after, or from a client that was partitioned while its node was marked lost): applying it
+    # would leave an allocation counted as live that no client runs and no scheduler replaces.
+    updates = [u for u in updates if u.client_terminal() or not _client_terminal(ctx, u.id)]
     update_time = get_int(cmd, "UpdateTime")
     if update_time:
         updates = [replace(u, modify_time=update_time) for u in updates]
@@ -124,6 +130,11 @@ def alloc_client_update(ctx: Context, cmd: dict[str, Any]) -> ApplyResult:
         ctx.store.upsert_evals(ctx.index, evals)  # first, as Nomad: e.g. reschedule evals for failed ones
         ctx.store.update_allocs_from_client(ctx.index, updates)
     return ctx.result()
+
+
+def _client_terminal(ctx: Context, alloc_id: str) -> bool:
+    stored = ctx.store.alloc_by_id(alloc_id)
+    return stored is not None and stored.client_terminal()
 
 
 def alloc_desired_transition(ctx: Context, cmd: dict[str, Any]) -> ApplyResult:

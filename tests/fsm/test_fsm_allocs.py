@@ -92,6 +92,26 @@ def test_client_updates_change_only_client_fields_and_unblock_on_terminal():
     assert h.store.job_summary("default", "web").summary["g"].failed == 1
 
 
+def test_a_stale_client_update_never_brings_a_client_terminal_allocation_back():
+    h = _running()
+    alloc = h.store.allocs_by_job("default", "web")[0]
+    for final in ("failed", "complete", "lost"):
+        h.log.ok(c.alloc_client_update(allocs=[replace(alloc, client_status=final)]))
+        before = h.store.alloc_by_id(alloc.id)
+        for stale in ("pending", "running", ""):
+            update = replace(alloc, client_status=stale, task_states={"t": TaskState(state="running")})
+            result = h.log.ok(c.alloc_client_update(allocs=[update], update_time=T0))
+            assert h.store.alloc_by_id(alloc.id) is before, (final, stale)
+            assert not result.alloc_nodes and not result.unblock_classes
+    # Another terminal report still lands (a lost allocation the client saw complete), and so does the
+    # rest of a command that carries a stale report.
+    other = h.store.allocs_by_job("default", "web")[1]
+    h.log.ok(c.alloc_client_update(allocs=[replace(alloc, client_status="complete"),
+                                           replace(other, client_status="running")]))
+    assert h.store.alloc_by_id(alloc.id).client_status == "complete"
+    assert h.store.alloc_by_id(other.id).client_status == "running"
+
+
 def test_client_health_reports_count_in_the_deployment():
     job = replace(make_job("web", count=2), task_groups=[replace(make_job("web", count=2).task_groups[0],
                                                                   update=UpdateStrategy(max_parallel=2))])

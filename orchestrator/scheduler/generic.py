@@ -42,6 +42,7 @@ class GenericScheduler:
         self.queued: dict[str, int] = {}
         self.plan: Plan | None = None
         self.class_cache: dict = {}
+        self.deployment_id = ""  # the job's deployment this evaluation worked within (Nomad's eval.DeploymentID)
 
     def process(self, evaluation: Evaluation) -> Evaluation:
         """Schedule the evaluation's job and return the evaluation as it ends (also sent to the planner)."""
@@ -82,7 +83,13 @@ class GenericScheduler:
             self.planner.create_eval(evaluation_followup)
         if job is not None and not job.stop:
             deployment = self._deployment(job, result)
+            if deployment is not None:
+                self.deployment_id = deployment.id
             for alloc in result.inplace:
+                if deployment is not None and alloc.deployment_id != deployment.id:
+                    # Updated in place, the allocation now rolls out under the new version's deployment and
+                    # must prove its health there again (Nomad's computeJobAllocs).
+                    alloc = replace(alloc, deployment_id=deployment.id, deployment_status=None)
                 plan.append_alloc(replace(alloc, job=job, eval_id=evaluation.id, modify_time=self.now))
             self._place(job, evaluation, allocs, result.place, result.stop, deployment)
             if deployment is not None and any(plan.node_allocation.values()):
@@ -112,10 +119,13 @@ class GenericScheduler:
         if not any(g.update is not None for g in job.task_groups):
             return None
         existing = self.state.latest_deployment_by_job(job.namespace, job.id)
+        if existing is not None:
+            self.deployment_id = existing.id
         if existing is not None and existing.job_version == job.version and existing.job_create_index == \
                 job.create_index:
             return existing if existing.active() else None
-        if not result.place:
+        # A new version rolls out under a new deployment whether its allocations are placed or updated in place.
+        if not result.place and not result.inplace:
             return None
         groups = {g.name: DeploymentState(desired_total=g.count, auto_revert=bool(g.update and g.update.auto_revert),
                                           progress_deadline=g.update.progress_deadline if g.update else 0)
@@ -203,6 +213,7 @@ class GenericScheduler:
     def _finish(self, evaluation: Evaluation, status: str, description: str) -> Evaluation:
         finished = replace(evaluation, status=status, status_description=description,
                            failed_tg_allocs=dict(self.failed), queued_allocations=dict(self.queued),
-                           blocked_eval=evaluation.blocked_eval, modify_time=self.now)
+                           blocked_eval=evaluation.blocked_eval, modify_time=self.now,
+                           deployment_id=self.deployment_id or evaluation.deployment_id)
         self.planner.update_eval(finished)
         return finished

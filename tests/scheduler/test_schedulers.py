@@ -240,3 +240,20 @@ def test_empty_cluster_blocks_the_evaluation_instead_of_failing():
     assert evaluation.status == "complete" and evaluation.queued_allocations == {"g": 2}
     assert [e.status for e in harness.created_evals] == ["blocked"]
     assert harness.register_and_schedule(make_job("agent", job_type="system")).status == "complete"
+
+
+def test_in_place_update_rolls_out_under_the_new_versions_deployment():
+    harness = cluster(2)
+    first = harness.register_and_schedule(make_job(count=2))
+    old = harness.store.latest_deployment_by_job("default", "web")
+    assert first.deployment_id == old.id  # the evaluation names the deployment it worked within
+    group = old.task_groups["g"]
+    assert group.placed_allocs == 2 and group.require_progress_by  # the first placement starts the clock
+
+    second = harness.register_and_schedule(make_job(count=3))  # a new version: 2 in place, 1 placed
+    new = harness.store.latest_deployment_by_job("default", "web")
+    assert new.id != old.id and second.deployment_id == new.id and new.job_version == 1
+    allocs = live_allocs(harness, "web")
+    assert {a.deployment_id for a in allocs} == {new.id}
+    assert all(a.deployment_status is None for a in allocs)  # health is proven again under the new deployment
+    assert new.task_groups["g"].placed_allocs == 3

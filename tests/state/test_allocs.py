@@ -199,3 +199,16 @@ def test_deployment_crud_and_status():
     store.delete_deployments(14, ["d2"])
     assert store.latest_deployment_by_job("default", "web").id == "d1"
     assert store.latest_deployment_by_job("default", "nope") is None
+
+
+def test_deployment_progress_deadline_starts_at_placement_and_moves_with_health():
+    store, job = _store_with_job()
+    deployment = make_deployment("d1", job)
+    deployment.task_groups["g"].progress_deadline = 600 * 10**9
+    store.upsert_deployment(11, deployment)
+    store.upsert_allocs(12, [make_alloc("a1", job, deployment_id="d1", create_time=1_700_000_000 * 10**9)])
+    assert store.deployment_by_id("d1").task_groups["g"].require_progress_by == "2023-11-14T22:23:20Z"
+    healthy = make_alloc("a1", job, deployment_id="d1", client_status="running",
+                         deployment_status=AllocDeploymentStatus(healthy=True, timestamp="2023-11-14T22:20:00Z"))
+    store.update_allocs_from_client(13, [healthy])
+    assert store.deployment_by_id("d1").task_groups["g"].require_progress_by == "2023-11-14T22:30:00Z"

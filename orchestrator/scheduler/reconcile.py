@@ -207,7 +207,11 @@ class Reconciler:
         if when is None:
             return  # attempts exhausted: the failure stands, as in Nomad
         updates = self._updates(group.name)
-        if when <= self.now + RESCHEDULE_WINDOW_NS:
+        # Its own follow-up evaluation replaces it whatever the time says, as Nomad's reconciler does
+        # (FollowupEvalID == evalID): the allocation's modify time, which the delay counts from, moves
+        # with every later write to it, and nothing else would ever come back for it.
+        if when <= self.now + RESCHEDULE_WINDOW_NS or (alloc.followup_eval_id
+                                                       and alloc.followup_eval_id == self.eval.id):
             self.result.stop.append(Stop(alloc, STOP_RESCHEDULED))
             self.result.place.append(Placement(alloc.name, group, previous=alloc, reschedule=True,
                                                penalty_nodes=frozenset({alloc.node_id})))

@@ -103,6 +103,21 @@ def test_failed_allocation_is_rescheduled_after_its_delay():
     assert replacement[0].node_id != alloc.node_id  # the failed node is penalised
 
 
+def test_a_failed_allocation_is_rescheduled_by_its_follow_up_even_when_modified_since():
+    harness = cluster(2)
+    harness.register_and_schedule(make_job(count=1))
+    (alloc,) = live_allocs(harness, "web")
+    set_client_status(harness, alloc, "failed", at_ns=harness.now_ns)
+    harness.register_and_schedule(harness.store.job_by_id("default", "web"), triggered_by="alloc-failure")
+    (followup,) = [e for e in harness.created_evals if e.triggered_by == "alloc-failure"]
+    # The client reports the failure again later (a retried update): the allocation's modify time moves
+    # past the follow-up's wait_until, yet the follow-up, when it runs, must still replace it.
+    set_client_status(harness, harness.store.alloc_by_id(alloc.id), "failed", at_ns=harness.now_ns + 20 * SECOND)
+    harness.now_ns = followup.wait_until
+    harness.process(followup)
+    assert [a.previous_allocation for a in live_allocs(harness, "web") if a.id != alloc.id] == [alloc.id]
+
+
 def test_lost_node_allocations_are_replaced_elsewhere():
     harness = cluster(3)
     harness.register_and_schedule(make_job(count=3))

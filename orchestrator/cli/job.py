@@ -136,6 +136,8 @@ Alias: yurt validate
   Checks if a given HCL job file has a valid specification. This can be used to
   check for any syntax errors or validation problems with a job.
 
+{general}
+
 Validate Options:
 
   -var 'key=value'

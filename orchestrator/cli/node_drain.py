@@ -235,8 +235,7 @@ def _watch_allocs(client: ApiClient, node_id: str, ignore_system: bool, messages
             running = 0
             for alloc in response.data:
                 before, known[alloc["ID"]] = known.get(alloc["ID"]), alloc
-                message = _alloc_change(before, alloc) if before is not None else ""
-                if message:
+                for message in _alloc_change(before, alloc) if before is not None else ():
                     messages.put(("normal", f"Alloc {q(alloc['ID'])} {message}"))
                 job_type = (alloc.get("Job") or {}).get("Type")
                 if job_type is None or (ignore_system and job_type == "system"):
@@ -255,15 +254,18 @@ def _should_migrate(alloc: dict) -> bool:
     return bool((alloc.get("DesiredTransition") or {}).get("Migrate"))
 
 
-def _alloc_change(before: dict, alloc: dict) -> str:
-    migrating = _should_migrate(alloc)
+def _alloc_change(before: dict, alloc: dict) -> list[str]:
+    """What Nomad's drain monitor says of an allocation's change. Every transition is told, also when one
+    answer carries several (yurt's drainer marks and stops faster than a blocking query returns)."""
+    messages = []
+    if _should_migrate(alloc):  # in the order they happen: marked, stopped by the scheduler, ended on the client
+        if not _should_migrate(before):
+            messages.append("marked for migration")
+        if before.get("DesiredStatus") != alloc.get("DesiredStatus") and alloc.get("DesiredStatus") == "stop":
+            messages.append("draining")
     if before.get("ClientStatus") != alloc.get("ClientStatus"):
-        return f"status {before.get('ClientStatus')} -> {alloc.get('ClientStatus')}"
-    if migrating and not _should_migrate(before):
-        return "marked for migration"
-    if migrating and before.get("DesiredStatus") != alloc.get("DesiredStatus") and alloc.get("DesiredStatus") == "stop":
-        return "draining"
-    return ""
+        messages.append(f"status {before.get('ClientStatus')} -> {alloc.get('ClientStatus')}")
+    return messages
 
 
 @command

@@ -285,6 +285,15 @@ def test_node_drain_and_eligibility(agent, yurt):
         f'Alloc "{alloc_id}" draining', f'Alloc "{alloc_id}" status running -> complete',
         f'All allocations on node "{NODE_ID}" have stopped'])
     assert agent.writes()[-1][1]["DrainSpec"] == {"Deadline": 5_000_000_000, "IgnoreSystemJobs": False}
+
+    # One answer carrying every transition at once (a fast drainer) still tells each of them, in order.
+    agent.on("GET", f"/v1/node/{NODE_ID}/allocations", [running], [done])
+    agent.on("GET", f"/v1/node/{NODE_ID}", detail, {**detail, "DrainStrategy": {"Deadline": 5_000_000_000}},
+             detail)
+    code, out, err = yurt("node drain", "-enable", "-yes", "-deadline", "5s", "cb6f504b")
+    alloc_lines = [line.split(": ", 1)[1] for line in out.splitlines() if f'Alloc "{alloc_id}"' in line]
+    assert alloc_lines == [f'Alloc "{alloc_id}" marked for migration', f'Alloc "{alloc_id}" draining',
+                           f'Alloc "{alloc_id}" status running -> complete']
     agent.on("PUT", f"/v1/node/{NODE_ID}/eligibility", {})
     assert yurt("node eligibility", "-enable", "cb6f504b") == (
         0, f'Node "{NODE_ID}" scheduling eligibility set: eligible for scheduling\n', "")

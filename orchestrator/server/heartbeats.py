@@ -119,18 +119,23 @@ class HeartbeatTimers(LeaderOnly):
     def flush(self) -> None:
         self.clear_all()
 
-    def initialize(self, nodes: Iterable[str | Node], now: float, grace: float | None = None) -> int:
+    def initialize(self, nodes: Iterable[str | Node], now: float, grace: float | None = None, *,
+                   node_count: int = 0) -> int:
         """Arm a timer for every node on gaining leadership (Nomad's initializeHeartbeatTimers).
 
         `nodes` are node IDs, or Node objects (down ones are skipped, as Nomad skips terminal nodes).
         `grace` overrides `failover_allowance` for this election (BOUNDED only). A node that already
         heartbeated this leader keeps its later deadline. Returns how many nodes are armed.
+
+        `node_count` must be the count `ttl_for` was called with (down nodes included, when TTLs count
+        them): the bound must cover every TTL handed out, and counting only the nodes armed here would
+        make it shorter than the TTLs live nodes got while others were down.
         """
         ids = [n if isinstance(n, str) else n.id for n in nodes
                if isinstance(n, str) or n.status != NODE_STATUS_DOWN]
         if not self._enabled:
             return 0
-        deadline = now + self.failover_delay(max(len(ids), len(self._deadlines)), grace)
+        deadline = now + self.failover_delay(max(node_count, len(ids), len(self._deadlines)), grace)
         for node_id in ids:
             current = self._deadlines.get(node_id)
             if current is None or current < deadline:

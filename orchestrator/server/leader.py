@@ -65,7 +65,10 @@ class LeaderLoops:
         self._next_voter_check = now + 1.0
         self.broker.restore_from(store, now)
         self.broker.enqueue_all(self.blocked.restore_from(store), now)
-        self.heartbeats.initialize([n.id for n in store.nodes() if n.status != NODE_STATUS_DOWN], now)
+        # The bound counts what heartbeat_ttl counts (every registered node, down ones too), so it is at
+        # least the longest TTL the old leader can have handed out to a node now alive.
+        self.heartbeats.initialize([n.id for n in store.nodes() if n.status != NODE_STATUS_DOWN], now,
+                                   node_count=self._heartbeat_node_count())
         self.periodic.restore_from(store, now)
 
     def stop(self) -> None:
@@ -75,8 +78,12 @@ class LeaderLoops:
 
     # -- inputs -----------------------------------------------------------------------------------------
 
+    def _heartbeat_node_count(self) -> int:
+        """The node count TTLs are scaled by, the same on every leader: every registered node."""
+        return self.server.store.node_count()
+
     def heartbeat_ttl(self) -> float:
-        return self.heartbeats.ttl_for(self.server.store.node_count())
+        return self.heartbeats.ttl_for(self._heartbeat_node_count())
 
     def heartbeat_seen(self, node_id: str, now: float, ttl: float) -> None:
         self.heartbeats.reset(node_id, now, ttl)

@@ -136,3 +136,10 @@ def test_disabled_timers_arm_nothing():
     assert len(t) == 0 and t.next_deadline() is None
     t.reset("b", 0, 10)
     assert t.initialize(["c"], 0) == 0 and len(t) == 0
+
+
+def test_the_failover_bound_counts_the_nodes_the_ttls_counted():
+    # 40 nodes registered, 30 of them down: TTLs counted all 40 (base 40 / 2 per s = 20 s, up to 40 s).
+    t = timers(max_per_second=2.0)
+    assert t.initialize([f"n{i}" for i in range(10)], 0, node_count=40) == 10
+    assert t.deadline("n0") == t.max_ttl(40) + 10 + 10 == 60

@@ -77,9 +77,6 @@ def fuzz_seed(seed: int, options: FuzzOptions | None = None) -> FuzzResult:
             result.violations.append(f"job registration failed: {call.error}")
     checker = cluster.checker
     assert checker is not None
-    for call in cluster.operator.calls:
-        if call.ok:
-            checker.acknowledged_jobs[("default", call.args["Job"]["ID"])] = int(call.result["JobModifyIndex"])
     campaign = FaultCampaign.random(Random(f"campaign/{seed}"), cluster.server_ids, cluster.client_ids,
                                     options.horizon, options.intensity)
     start = cluster.now

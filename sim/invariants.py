@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.raft import Entry
+from orchestrator.rpc import methods
 from orchestrator.scheduler.fit import allocs_fit
 
 if TYPE_CHECKING:
@@ -34,7 +35,11 @@ class InvariantChecker:
         self.leaders: dict[int, str] = {}  # term -> the server that led it
         self.applied: dict[int, tuple[int, int]] = {}  # index -> (term, crc of data), first seen
         self.highest_applied = 0
-        self.acknowledged_jobs: dict[tuple[str, str], int] = {}  # job key -> the index its registration got
+        # Every job registration the operator saw acknowledged: job key -> (the write's index, the job's
+        # JobModifyIndex then). Filled from the operator's calls at each check, so scenarios and fuzz
+        # campaigns are covered alike; an acknowledged purge forgets the job.
+        self.acknowledged_jobs: dict[tuple[str, str], tuple[int, int]] = {}
+        self._calls_recorded: set[int] = set()  # positions in the operator's calls already recorded
 
     def _violate(self, rule: str, detail: str) -> None:
         self.violations.append(Violation(self.cluster.now, rule, detail))
@@ -74,9 +79,31 @@ class InvariantChecker:
 
     # -- checks over the cluster's state ----------------------------------------------------------------
 
+    def record_acknowledged(self) -> None:
+        """Note the job registrations (and purges) the operator got a success for since the last check."""
+        calls = self.cluster.operator.calls
+        for position, call in enumerate(calls):
+            if position in self._calls_recorded or not call.done:
+                continue
+            self._calls_recorded.add(position)
+            if not call.ok or not isinstance(call.result, dict):
+                continue
+            index = int(call.result.get("Index") or 0)
+            if call.method == methods.JOB_REGISTER:
+                job = call.args["Job"]
+                key = (job.get("Namespace") or "default", job["ID"])
+                modify_index = int(call.result.get("JobModifyIndex") or 0)
+                seen = self.acknowledged_jobs.get(key, (0, 0))
+                self.acknowledged_jobs[key] = (max(seen[0], index), max(seen[1], modify_index))
+            elif call.method == methods.JOB_DEREGISTER and call.args.get("Purge"):
+                key = (call.args.get("Namespace") or "default", call.args["JobID"])
+                if key in self.acknowledged_jobs and self.acknowledged_jobs[key][0] < index:
+                    del self.acknowledged_jobs[key]
+
     def check_state(self) -> None:
         """No node overcommitted, no allocation counted twice, no acknowledged job lost."""
         cluster = self.cluster
+        self.record_acknowledged()
         try:
             state = cluster.state()
         except RuntimeError:
@@ -97,9 +124,15 @@ class InvariantChecker:
             if alloc is not None and cluster.node_agent.get(alloc.node_id) not in clients:
                 self._violate("no double counting", f"allocation {alloc_id} of node {alloc.node_id} runs on "
                                                     f"{clients}")
-        for (namespace, job_id), index in self.acknowledged_jobs.items():
-            if state.latest_index() >= index and state.job_by_id(namespace, job_id) is None:
+        for (namespace, job_id), (index, modify_index) in self.acknowledged_jobs.items():
+            if state.latest_index() < index:
+                continue  # this state has not caught up with the write yet
+            job = state.job_by_id(namespace, job_id)
+            if job is None:
                 self._violate("no committed job lost", f"job {job_id} acknowledged at index {index} is gone")
+            elif job.job_modify_index < modify_index:
+                self._violate("no committed job lost", f"job {job_id} has JobModifyIndex {job.job_modify_index}"
+                                                       f" < {modify_index}, acknowledged at index {index}")
 
     def check_logs(self) -> None:
         """Log matching: where two live servers' logs hold the same term at an index, all before agrees."""

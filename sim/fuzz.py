@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any
 
+from orchestrator.rpc import methods
+
 from .cluster import ClusterSpec, SimCluster
 from .faults import FaultCampaign, apply
 from .scenarios import SERVICE_JOB, boot
@@ -32,6 +34,25 @@ job "crunch" {
 """
 
 
+# Registered while the faults run (acknowledged or not, a registration that committed must converge too).
+API_JOB = """
+job "api" {
+  datacenters = ["dc1"]
+  group "api" {
+    count = 2
+    task "api" {
+      driver = "docker"
+      config { image = "api:%(version)d" }
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+"""
+
+
 @dataclass(slots=True, kw_only=True)
 class FuzzOptions:
     servers: int = 3
@@ -40,6 +61,9 @@ class FuzzOptions:
     intensity: float = 3.0  # faults per virtual minute
     settle: float = 300.0  # virtual seconds allowed to converge after everything is healed
     check_every: float = 5.0  # virtual seconds between state checks during the campaign
+    # Job registrations sent at random times during the faults: a new service job, its updates, and web
+    # scaled up (each retried across servers for up to 60 s; those acknowledged must never be lost).
+    jobs_during_faults: int = 3
     # Servers' fsyncs take 0.1-1 ms: a crash inside one loses that step's writes, as a real disk would.
     disk_sync_latency: tuple = ("uniform", 0.0001, 0.001)
 
@@ -52,6 +76,7 @@ class FuzzResult:
     trace_hash: str = ""
     virtual_seconds: float = 0.0
     converged_after: float | None = None
+    acknowledged_writes: int = 0  # job registrations the operator saw succeed, during the faults or before
 
     @property
     def ok(self) -> bool:
@@ -77,6 +102,7 @@ def fuzz_seed(seed: int, options: FuzzOptions | None = None) -> FuzzResult:
             result.violations.append(f"job registration failed: {call.error}")
     checker = cluster.checker
     assert checker is not None
+    writes = _writes_during_faults(Random(f"writes/{seed}"), options)
     campaign = FaultCampaign.random(Random(f"campaign/{seed}"), cluster.server_ids, cluster.client_ids,
                                     options.horizon, options.intensity)
     start = cluster.now
@@ -85,16 +111,41 @@ def fuzz_seed(seed: int, options: FuzzOptions | None = None) -> FuzzResult:
     result.faults = campaign.describe()
     apply(shifted, cluster.runtime, cluster.network)
     end = start + options.horizon
+    next_check = start + options.check_every
     while cluster.now < end:
-        cluster.run(min(options.check_every, end - cluster.now))
-        checker.check_state()
+        while writes and writes[0][0] + start <= cluster.now + 1e-9:
+            cluster.run_job(writes.pop(0)[1], wait=False)
+        until = min(next_check, end, writes[0][0] + start if writes else end)
+        if until > cluster.now:
+            cluster.run(until - cluster.now)
+        if cluster.now >= next_check - 1e-9:
+            checker.check_state()
+            next_check += options.check_every
+    checker.check_state()
     _heal_everything(cluster)
-    result.converged_after = cluster.run_until(lambda: cluster.converged("web") and _batch_done(cluster),
-                                               options.settle, poll=0.5)
-    checker.check_all(["web"])
+    result.converged_after = cluster.run_until(lambda: all(cluster.converged(j) for j in _services(cluster))
+                                               and _batch_done(cluster), options.settle, poll=0.5)
+    checker.check_all(_services(cluster))
     if result.converged_after is None and not any(v.rule == "convergence" for v in checker.violations):
         checker._violate("convergence", "batch job crunch did not complete")
     return _finish(cluster, result)
+
+
+def _writes_during_faults(rng: Random, options: FuzzOptions) -> list[tuple[float, str]]:
+    """(offset into the campaign, job source) for each registration sent during the faults, in time order."""
+    times = sorted(rng.uniform(0, options.horizon) for _ in range(options.jobs_during_faults))
+    sources = []
+    for i in range(len(times)):
+        if i % 3 == 2:
+            sources.append(SERVICE_JOB % {"count": 5})  # web scaled up
+        else:
+            sources.append(API_JOB % {"version": i})  # api registered, then updated (a new image)
+    return list(zip(times, sources, strict=True))
+
+
+def _services(cluster: SimCluster) -> list[str]:
+    """The service jobs that must run at their count: web, and api when its registration committed."""
+    return ["web"] + (["api"] if cluster.state().job_by_id("default", "api") is not None else [])
 
 
 def _batch_done(cluster: SimCluster) -> bool:
@@ -120,6 +171,7 @@ def _finish(cluster: SimCluster, result: FuzzResult) -> FuzzResult:
         result.violations.extend(str(v) for v in cluster.checker.violations)
     result.trace_hash = cluster.trace.hexdigest()
     result.virtual_seconds = cluster.now
+    result.acknowledged_writes = sum(1 for c in cluster.operator.calls if c.ok and c.method == methods.JOB_REGISTER)
     return result
 
 

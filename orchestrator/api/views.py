@@ -121,7 +121,8 @@ def task_event_view(event: TaskEvent) -> dict[str, Any]:
         "Details": dict(event.details),  # Nomad's clients always make this map, so it prints {} not null
         "FailsTask": False, "RestartReason": event.restart_reason, "SetupError": "",
         "DriverError": event.driver_error, "ExitCode": event.exit_code, "Signal": event.signal,
-        "KillTimeout": 0, "KillError": "", "KillReason": event.kill_reason, "StartDelay": event.start_delay,
+        "KillTimeout": event.kill_timeout, "KillError": "", "KillReason": event.kill_reason,
+        "StartDelay": event.start_delay,
         "DownloadError": "", "ValidationError": "", "DiskLimit": 0, "FailedSibling": event.failed_sibling,
         "VaultError": "", "TaskSignalReason": "", "TaskSignal": "", "DriverMessage": "", "GenericSource": "",
     }

@@ -259,8 +259,7 @@ class TaskRunner:
         if cause is not None:
             self.emit(cause)
         if self.handle is not None:
-            timeout = go_duration(to_ns(self.kill_timeout))
-            self.emit(new_event(now, EVENT_KILLING, details={"kill_timeout": timeout}))
+            self.emit(self._killing_event(now))
             delay = self.task.shutdown_delay
             if delay and not self.restarting:
                 # Nomad waits shutdown_delay before the kill signal (services deregister first); the task
@@ -275,9 +274,14 @@ class TaskRunner:
             return
         # Not running (waiting to restart, or never started): nothing to signal, it is dead at once.
         if self.restart_at is not None:
-            self.emit(new_event(now, EVENT_KILLING, details={"kill_timeout": go_duration(to_ns(self.kill_timeout))}))
+            self.emit(self._killing_event(now))
         self.restart_at = None
         self.set_state(now, DEAD)
+
+    def _killing_event(self, now: float) -> TaskEvent:
+        """Nomad's Killing event: the kill timeout in its KillTimeout (nanoseconds) and its details."""
+        timeout = to_ns(self.kill_timeout)
+        return new_event(now, EVENT_KILLING, kill_timeout=timeout, details={"kill_timeout": go_duration(timeout)})
 
     # -- persistence ----------------------------------------------------------------------------------
 

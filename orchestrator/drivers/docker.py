@@ -173,6 +173,8 @@ class DockerDriver:
             client.api.ping()
             version = client.api.version()
             info = client.api.info()
+        except DriverError as err:  # _engine's own error already says what failed
+            return {"attributes": {}, "detected": False, "healthy": False, "health_description": str(err)}
         except Exception as err:
             return {"attributes": {}, "detected": False, "healthy": False,
                     "health_description": f"Failed to connect to docker daemon: {err}"}

@@ -34,6 +34,7 @@ class TaskEvent:
     signal: int = 0
     restart_reason: str = ""
     kill_reason: str = ""
+    kill_timeout: int = 0  # nanoseconds, on Killing events
     driver_error: str = ""
     failed_sibling: str = ""
     start_delay: int = 0

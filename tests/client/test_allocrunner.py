@@ -88,6 +88,11 @@ def test_stop_kills_tasks_with_nomad_events():
     bench.advance(30)
     bench.runner.update(bench.now, replace(bench.alloc, desired_status="stop", alloc_modify_index=5))
     assert bench.events()[-1] == ("Killing", "Sent interrupt. Waiting 5s before force killing")
+    killing = bench.state().events[-1]
+    assert killing.kill_timeout == 5 * SECOND  # Nomad's KillTimeout, in nanoseconds
+    from orchestrator.api.views import task_event_view
+
+    assert task_event_view(killing)["KillTimeout"] == 5_000_000_000
     bench.advance(1)
     assert bench.events()[-3:] == [("Killing", "Sent interrupt. Waiting 5s before force killing"),
                                    ("Terminated", "Exit Code: 0"), ("Killed", "Task successfully killed")]

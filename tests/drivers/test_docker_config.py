@@ -145,3 +145,13 @@ def test_config_strings_are_interpolated_with_the_task_environment():
     assert kwargs["environment"] == env
     upper = create_kwargs(alloc, task, PLUGIN, alloc_dir=None, env=env, interpolate=lambda text, _env: text.upper())
     assert upper["command"] == ["--PORT", "${NOMAD_PORT_HTTP}", "${UNKNOWN}"]
+
+
+def test_unreachable_engine_is_described_once():
+    from orchestrator.drivers.docker import DockerDriver
+
+    down = DockerDriver({"endpoint": "unix:///nonexistent/docker.sock"}).fingerprint()
+    assert not down["detected"] and not down["healthy"]
+    description = down["health_description"]
+    assert description.startswith("Failed to connect to docker daemon: ")
+    assert description.count("Failed to connect to docker daemon") == 1, description

@@ -205,7 +205,10 @@ class Reconciler:
         else:
             when = next_reschedule_time(group, alloc, self.now)
         if when is None:
-            return  # attempts exhausted: the failure stands, as in Nomad
+            # Attempts exhausted or rescheduling off: the failure stands and keeps its slot, so the group is
+            # not topped up with a fresh allocation behind the policy's back (Nomad keeps it untainted).
+            live.append(alloc)
+            return
         updates = self._updates(group.name)
         # Its own follow-up evaluation replaces it whatever the time says, as Nomad's reconciler does
         # (FollowupEvalID == evalID): the allocation's modify time, which the delay counts from, moves

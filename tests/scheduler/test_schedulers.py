@@ -118,6 +118,22 @@ def test_a_failed_allocation_is_rescheduled_by_its_follow_up_even_when_modified_
     assert [a.previous_allocation for a in live_allocs(harness, "web") if a.id != alloc.id] == [alloc.id]
 
 
+def test_a_failed_allocation_whose_policy_allows_no_reschedule_is_not_replaced():
+    harness = cluster(2)
+    job = make_job(count=2)
+    job.task_groups[0].reschedule_policy = replace(job.task_groups[0].reschedule_policy, attempts=0,
+                                                   unlimited=False)
+    harness.register_and_schedule(job)
+    alloc = live_allocs(harness, "web")[0]
+    set_client_status(harness, alloc, "failed")
+    evaluation = harness.register_and_schedule(harness.store.job_by_id("default", "web"),
+                                               triggered_by="alloc-failure")
+    allocs = harness.store.allocs_by_job("default", "web")
+    assert len(allocs) == 2 and harness.store.alloc_by_id(alloc.id).client_status == "failed"
+    assert not [e for e in harness.created_evals if e.triggered_by == "alloc-failure"]
+    assert evaluation.queued_allocations == {"g": 0}
+
+
 def test_lost_node_allocations_are_replaced_elsewhere():
     harness = cluster(3)
     harness.register_and_schedule(make_job(count=3))

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.rpc import methods
 from sim.cluster import ClusterSpec, SimCluster
+from sim.progress import ProgressBar
 
 JOB = """
 job "svc-%(i)d" {
@@ -52,6 +53,10 @@ def main() -> int:
     started = time.perf_counter()
     cluster = SimCluster(ClusterSpec(seed=opts.seed, servers=opts.servers, clients=opts.clients,
                                      check_invariants=False))
+    # On a terminal only (stderr), redrawn at most 5 times a wall second: stdout's last line stays the JSON.
+    bar = ProgressBar(opts.sim_seconds, label="sim_speed")
+    if bar.active:
+        cluster.on_progress = bar.update
     boot = cluster.run_until(lambda: cluster.leader() is not None and
                              cluster.state().node_count() == opts.clients, 300, poll=1.0)
     boot_wall = time.perf_counter() - started
@@ -64,6 +69,7 @@ def main() -> int:
     remaining = opts.sim_seconds - cluster.now
     if remaining > 0:
         cluster.run(remaining)
+    bar.close()
     wall = time.perf_counter() - started
     counters = cluster.runtime.counters
     figures = {

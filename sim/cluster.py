@@ -29,6 +29,7 @@ from .disk import SimDisk
 from .invariants import InvariantChecker
 from .network import LatencySpec, Network
 from .operator import Call, Operator
+from .progress import run_in_chunks
 from .runtime import SimRuntime
 from .trace import Trace
 
@@ -110,6 +111,8 @@ class SimCluster:
         self.spec = spec
         self.rng = Random(spec.seed)
         self.env = simpy.Environment()
+        # Called with the virtual seconds done while run()/run_until() advance (a progress bar); None: never.
+        self.on_progress: Callable[[float], None] | None = None
         self.network = Network(Random(self.rng.getrandbits(64)))
         self.runtime = SimRuntime(self.env, self.network, Random(self.rng.getrandbits(64)))
         self.trace = Trace().attach(self.runtime)
@@ -174,18 +177,25 @@ class SimCluster:
         return float(self.env.now)
 
     def run(self, seconds: float) -> None:
-        self.env.run(until=self.env.now + seconds)
+        until = self.env.now + seconds
+        if self.on_progress is None:
+            self.env.run(until=until)
+        else:
+            run_in_chunks(self.env, until, self.on_progress)
 
     def run_until(self, predicate: Callable[[], bool], timeout: float, poll: float = 0.05) -> float | None:
         """Advance until `predicate()` holds (checked every `poll` virtual seconds): the virtual time it took,
         or None when `timeout` passed first."""
         start = self.env.now
+        on_progress = self.on_progress
         while True:
             if predicate():
                 return self.env.now - start
             if self.env.now - start >= timeout:
                 return None
             self.env.run(until=self.env.now + poll)
+            if on_progress is not None:
+                on_progress(self.env.now)
 
     # -- views ------------------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import simpy
@@ -15,15 +16,18 @@ def _is_tty(stream: TextIO) -> bool:
 
 
 class ProgressBar:
-    """Shows how much of `total` virtual seconds has been simulated, and the wall time so far."""
+    """Shows how much of `total` virtual seconds has been simulated, and the wall time so far.
 
-    def __init__(self, total: float, *, label: str = "simulating", enabled: bool = True, stream: TextIO | None = None,
-                 min_interval: float = 0.2, use_rich: bool = True):
+    With `total` None (a scenario whose length is not known ahead) it shows the virtual seconds done only.
+    """
+
+    def __init__(self, total: float | None, *, label: str = "simulating", enabled: bool = True,
+                 stream: TextIO | None = None, min_interval: float = 0.2, use_rich: bool = True):
         self.total = total
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         # Logs and CI output stay clean: nothing at all is written unless a person is watching.
-        self.active = enabled and total > 0 and _is_tty(self.stream)
+        self.active = enabled and (total is None or total > 0) and _is_tty(self.stream)
         self.min_interval = min_interval
         self._started = time.monotonic()
         self._last_draw = float("-inf")
@@ -38,10 +42,14 @@ class ProgressBar:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         except ImportError:
             return
-        self._rich = Progress(TextColumn("{task.description}"), BarColumn(),
-                              TextColumn("{task.percentage:>5.1f}% {task.completed:,.0f}/{task.total:,.0f} s"),
-                              TimeElapsedColumn(), TimeRemainingColumn(),
-                              console=Console(file=self.stream), transient=False, auto_refresh=False)
+        if self.total is None:
+            columns: tuple[Any, ...] = (TextColumn("{task.description}"), BarColumn(),
+                                        TextColumn("{task.completed:,.0f} s virtual"), TimeElapsedColumn())
+        else:
+            columns = (TextColumn("{task.description}"), BarColumn(),
+                       TextColumn("{task.percentage:>5.1f}% {task.completed:,.0f}/{task.total:,.0f} s"),
+                       TimeElapsedColumn(), TimeRemainingColumn())
+        self._rich = Progress(*columns, console=Console(file=self.stream), transient=False, auto_refresh=False)
         self._task = self._rich.add_task(self.label, total=self.total)
         self._rich.start()
 
@@ -49,18 +57,23 @@ class ProgressBar:
         if not self.active:
             return
         now = time.monotonic()
-        if now - self._last_draw < self.min_interval and done < self.total:
+        total = self.total
+        if now - self._last_draw < self.min_interval and (total is None or done < total):
             return
         self._last_draw = now
         if self._rich is not None:
             # Refreshed here rather than by rich's own thread: the simulation stays single-threaded.
-            self._rich.update(self._task, completed=min(done, self.total), refresh=True)
+            self._rich.update(self._task, completed=done if total is None else min(done, total), refresh=True)
             return
-        fraction = min(1.0, max(0.0, done / self.total))
+        if total is None:
+            self.stream.write(f"\r{self.label} {done:,.0f} s virtual, {now - self._started:,.1f} s wall")
+            self.stream.flush()
+            return
+        fraction = min(1.0, max(0.0, done / total))
         width = 30
         filled = int(fraction * width)
         bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:6.1%} {done:,.0f}/{self.total:,.0f} s "
+        self.stream.write(f"\r{self.label} [{bar}] {fraction:6.1%} {done:,.0f}/{total:,.0f} s "
                           f"virtual, {now - self._started:,.1f} s wall")
         self.stream.flush()
 
@@ -91,7 +104,19 @@ def run(env: simpy.Environment, until: float, *, progress: bool = True, label: s
         if not bar.active:
             env.run(until=until)
             return
-        step = (until - start) / chunks
-        for i in range(1, chunks + 1):
-            env.run(until=until if i == chunks else start + i * step)
-            bar.update(env.now - start)
+        run_in_chunks(env, until, lambda now: bar.update(now - start), chunks)
+
+
+def run_in_chunks(env: simpy.Environment, until: float, after_chunk: Callable[[float], None],
+                  chunks: int = 200) -> None:
+    """env.run(until) in `chunks` equal slices, calling after_chunk(env.now) after each (no outcome changes:
+    SimPy's stop event at a slice's end runs before any event due at that instant)."""
+    start = env.now
+    if until <= start:
+        return
+    step = (until - start) / chunks
+    for i in range(1, chunks + 1):
+        end = until if i == chunks else start + i * step
+        if end > env.now:
+            env.run(until=end)
+        after_chunk(env.now)

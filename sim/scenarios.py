@@ -214,10 +214,14 @@ SCENARIOS: dict[str, Callable[[SimCluster, ScenarioResult], None]] = {
 }
 
 
-def run_scenario(name: str, seed: int = 0, **spec: Any) -> ScenarioResult:
+def run_scenario(name: str, seed: int = 0, *, on_progress: Callable[[float], None] | None = None,
+                 **spec: Any) -> ScenarioResult:
+    """Run scenario `name` on a fresh cluster (`spec`: ClusterSpec fields); `on_progress(virtual seconds)` is
+    called as the run advances (a progress bar)."""
     if name not in SCENARIOS:
         raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     cluster = SimCluster(ClusterSpec(seed=seed, **spec))
+    cluster.on_progress = on_progress
     result = ScenarioResult(name, seed)
     result.timings["boot"] = boot(cluster)
     if result.timings["boot"] is not None:

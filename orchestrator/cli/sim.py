@@ -56,9 +56,13 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.scenario not in SCENARIOS:
         print(f"Error: unknown scenario {opts.scenario!r}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 1
+    from sim.progress import ProgressBar
     started = time.perf_counter()
-    result = run_scenario(opts.scenario, opts.seed, servers=opts.servers, clients=opts.clients,
-                          server_options={"failover_policy": opts.failover_policy})
+    # A scenario's length is known only once it ends: the bar counts virtual seconds (on a terminal only).
+    with ProgressBar(None, label=opts.scenario) as bar:
+        result = run_scenario(opts.scenario, opts.seed, servers=opts.servers, clients=opts.clients,
+                              server_options={"failover_policy": opts.failover_policy},
+                              on_progress=bar.update if bar.active else None)
     wall = time.perf_counter() - started
     print(f"==> Scenario {result.scenario} (seed {result.seed}): {'ok' if result.ok else 'FAILED'}")
     for key, value in result.timings.items():

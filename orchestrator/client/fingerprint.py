@@ -24,6 +24,11 @@ from orchestrator.structs.resources import NetworkResource, NodeReservedResource
 log = logging.getLogger(__name__)
 
 NOMAD_VERSION = "1.0.18"  # the Nomad release yurt's API and attributes follow
+NOMAD_REVISION = "7eb2ad21"  # that release's commit, as its `nomad.revision` attribute shows it
+# Nomad's client fills these into the node's meta unless the configuration sets them (client.go setupNode).
+CONNECT_META_DEFAULTS = {"connect.sidecar_image": "envoyproxy/envoy:v${NOMAD_envoy_version}",
+                         "connect.gateway_image": "envoyproxy/envoy:v${NOMAD_envoy_version}",
+                         "connect.log_level": "info", "connect.proxy_concurrency": "1"}
 DEFAULT_MHZ = 1000  # when neither /proc/cpuinfo nor cpu_total_compute says
 DEFAULT_MBITS = 1000  # Nomad's default link speed when it cannot be read
 _SIOCGIFADDR = 0x8915
@@ -172,6 +177,27 @@ def interface_speed(name: str, configured: int) -> int:
     return DEFAULT_MBITS
 
 
+def cgroup_mountpoint(mountinfo: str = "/proc/self/mountinfo") -> str:
+    """Nomad's cgroup fingerprint (FindCgroupMountpointDir): the mount point of the first cgroup v1 hierarchy
+    in the mount table, else of the unified (v2) one; "" when there is none."""
+    unified = ""
+    try:
+        with open(mountinfo) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        fields, _, rest = line.partition(" - ")
+        parts, kind = fields.split(), rest.split(" ", 1)[0]
+        if len(parts) < 5:
+            continue
+        if kind == "cgroup":
+            return parts[4]
+        if kind == "cgroup2" and not unified:
+            unified = parts[4]
+    return unified
+
+
 # -- the node -------------------------------------------------------------------------------------------
 
 
@@ -207,19 +233,23 @@ def fingerprint_node(spec: NodeSpec, node_id: str, secret_id: str, drivers: Mapp
         "unique.storage.bytestotal": str(disk.total),
         "unique.storage.bytesfree": str(disk.free),
         "nomad.version": NOMAD_VERSION,
+        "nomad.revision": NOMAD_REVISION,
         "nomad.advertise.address": spec.http_addr,
         "os.signals": ",".join(s.name for s in signal.Signals if not s.name.startswith("SIGRT")),
         **driver_attributes,
     }
     if model:
         attributes["cpu.modelname"] = model
+    if platform.system() == "Linux" and (mountpoint := cgroup_mountpoint()):
+        attributes["unique.cgroup.mountpoint"] = mountpoint
     networks = []
     if ip:
         prefix = 128 if ":" in ip else 32
         networks.append(NetworkResource(mode="host", device=device, cidr=f"{ip}/{prefix}", ip=ip,
                                         mbits=interface_speed(device, spec.network_speed)))
     node = Node(id=node_id, secret_id=secret_id, name=spec.name, datacenter=spec.datacenter,
-                http_addr=spec.http_addr, attributes=attributes, meta=dict(spec.meta), node_class=spec.node_class,
+                http_addr=spec.http_addr, attributes=attributes,
+                meta={**CONNECT_META_DEFAULTS, **spec.meta}, node_class=spec.node_class,
                 node_resources=NodeResources.of(total_mhz, mem_bytes // (1024 * 1024), disk.free // (1024 * 1024),
                                                 networks=networks),
                 reserved_resources=NodeReservedResources.of(spec.reserved_cpu, spec.reserved_memory,

@@ -178,7 +178,7 @@ class DockerDriver:
         except Exception as err:
             return {"attributes": {}, "detected": False, "healthy": False,
                     "health_description": f"Failed to connect to docker daemon: {err}"}
-        attributes = {"driver.docker": "1", "driver.docker.version": str(version.get("Version", "")),
+        attributes = {"driver.docker": "true", "driver.docker.version": str(version.get("Version", "")),
                       "driver.docker.os_type": str(info.get("OSType", "linux")),
                       "driver.docker.runtimes": ",".join(sorted(info.get("Runtimes") or {}))}
         if self.plugin.volumes_enabled:

@@ -156,7 +156,7 @@ class ExecDriver(RawExecDriver):
         if self.unavailable:
             return DriverInfo(detected=True, healthy=False, health_description=self.unavailable,
                               update_time=self._detected_at)
-        return DriverInfo(attributes={f"driver.{self.name}": "1"}, detected=True, healthy=True,
+        return DriverInfo(attributes={f"driver.{self.name}": "true"}, detected=True, healthy=True,
                           health_description="Healthy", update_time=self._detected_at)
 
 

@@ -27,7 +27,7 @@ def parse_java_version(text: str) -> dict[str, str]:
     match = _VERSION.search(lines[0]) if lines else None
     if match is None:
         raise ValueError(f"unrecognised `java -version` output: {text[:200]!r}")
-    return {"driver.java": "1", "driver.java.version": match.group(1),
+    return {"driver.java": "true", "driver.java.version": match.group(1),
             "driver.java.runtime": lines[1] if len(lines) > 1 else "",
             "driver.java.vm": lines[2] if len(lines) > 2 else ""}
 

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import msgpack
@@ -141,8 +142,16 @@ def test_fingerprint_describes_the_machine_and_the_id_is_stable(tmp_path):
     assert int(attrs["cpu.numcores"]) == os.cpu_count() and attrs["driver.raw_exec"] == "1"
     assert node.node_resources.memory.memory_mb > 0 and node.node_resources.disk.disk_mb > 0
     assert node.node_resources.networks[0].ip == "127.0.0.1"
-    assert (node.name, node.node_class, node.meta, node.reserved_resources.cpu.cpu_shares) == ("n1", "big",
-                                                                                              {"rack": "r1"}, 100)
+    assert (node.name, node.node_class, node.reserved_resources.cpu.cpu_shares) == ("n1", "big", 100)
+    # Nomad's connect.* defaults, under the configured meta (which wins).
+    assert node.meta == {"rack": "r1", "connect.sidecar_image": "envoyproxy/envoy:v${NOMAD_envoy_version}",
+                         "connect.gateway_image": "envoyproxy/envoy:v${NOMAD_envoy_version}",
+                         "connect.log_level": "info", "connect.proxy_concurrency": "1"}
+    override = fingerprint_node(replace(spec, meta={"connect.log_level": "debug"}), node_id, secret, {}, {})
+    assert override.meta["connect.log_level"] == "debug" and override.meta["connect.proxy_concurrency"] == "1"
+    assert attrs["nomad.version"] == "1.0.18" and attrs["nomad.revision"] == "7eb2ad21"
+    if Path("/proc/self/mountinfo").read_text().count(" - cgroup"):
+        assert attrs["unique.cgroup.mountpoint"].startswith("/sys/fs/cgroup")
     assert node.host_volumes["data"].read_only and node.computed_class
 
 
@@ -252,3 +261,17 @@ def test_raw_exec_reattaches_after_a_client_restart_and_refuses_when_disabled(tm
         assert not disabled.drivers.fingerprint()[0]["raw_exec"].detected
 
     asyncio.run(run())
+
+
+def test_cgroup_mountpoint_is_the_first_v1_hierarchy_else_the_unified_one(tmp_path):
+    from orchestrator.client.fingerprint import cgroup_mountpoint
+
+    table = tmp_path / "mountinfo"
+    table.write_text("31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+                     "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+                     "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+                     "33 31 0:30 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n")
+    assert cgroup_mountpoint(str(table)) == "/sys/fs/cgroup/cpu"
+    table.write_text("29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n")
+    assert cgroup_mountpoint(str(table)) == "/sys/fs/cgroup"
+    assert cgroup_mountpoint(str(tmp_path / "missing")) == ""

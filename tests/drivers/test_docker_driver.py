@@ -220,7 +220,7 @@ def test_a_restart_replaces_the_exited_container_of_the_same_name(driver, waker,
 def test_fingerprint_healthy_and_unreachable(driver):
     info = driver.fingerprint()
     assert info["detected"] and info["healthy"] and info["health_description"] == "Healthy"
-    assert info["attributes"]["driver.docker"] == "1" and info["attributes"]["driver.docker.version"]
+    assert info["attributes"]["driver.docker"] == "true" and info["attributes"]["driver.docker.version"]
     down = DockerDriver({"endpoint": "unix:///nonexistent/docker.sock"}).fingerprint()
     assert not down["detected"] and not down["healthy"]
     assert down["health_description"].startswith("Failed to connect to docker daemon")

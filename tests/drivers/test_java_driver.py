@@ -44,7 +44,7 @@ def test_parse_java_version_reads_nomads_attributes():
     text = ('openjdk version "17.0.15" 2025-04-15\nOpenJDK Runtime Environment (build 17.0.15+6-Debian-1deb12u1)\n'
             'OpenJDK 64-Bit Server VM (build 17.0.15+6-Debian-1deb12u1, mixed mode, sharing)\n')
     assert parse_java_version(text) == {
-        "driver.java": "1", "driver.java.version": "17.0.15",
+        "driver.java": "true", "driver.java.version": "17.0.15",
         "driver.java.runtime": "OpenJDK Runtime Environment (build 17.0.15+6-Debian-1deb12u1)",
         "driver.java.vm": "OpenJDK 64-Bit Server VM (build 17.0.15+6-Debian-1deb12u1, mixed mode, sharing)"}
     with pytest.raises(ValueError):

@@ -15,6 +15,10 @@ CPU_MEASURED = ["System Mode", "User Mode", "Percent"]
 # Per-CPU percentages need two readings of /proc/stat: a reading younger than this is not compared against.
 MIN_HOST_INTERVAL = 0.05
 SAMPLE_TTL = 600.0  # seconds a process group's last reading is kept when nobody asks about it
+# Percentages span at least this long (Nomad's collector samples every second). CPU times tick in 10 ms steps:
+# over the few milliseconds between two requests in a row (the API, then `alloc status -stats`) a lightly
+# loaded task shows no tick at all, and 0% where the request just before saw 0.44%.
+STATS_WINDOW = 1.0
 
 
 @dataclass(slots=True)
@@ -31,7 +35,8 @@ class Samples:
     """The previous readings, so that percentages cover the time between two requests (Nomad's collector
     keeps them for its 1 s ticker; yurt reads on demand)."""
 
-    groups: dict[int, ProcessSample] = field(default_factory=dict)
+    # Per process group: the newest reading at least STATS_WINDOW old (or the oldest kept), then the younger ones.
+    groups: dict[int, list[ProcessSample]] = field(default_factory=dict)
     host: tuple[float, list[tuple[str, list[int]]]] | None = None
     host_cpus: tuple[list[dict[str, Any]], float] | None = None  # the last CPU percentages, and ticks consumed
 
@@ -94,17 +99,19 @@ def group_usage(pgid: int) -> dict[str, Any] | None:
 
 
 def task_usage(pgid: int, usage: dict[str, Any], samples: Samples, ticks_per_core: float) -> dict[str, Any]:
-    """Nomad's ResourceUsage of one task from its process group's `group_usage`, percentages since the previous
-    request (or, on the first, since the group's leader started)."""
+    """Nomad's ResourceUsage of one task from its process group's `group_usage`: percentages since the newest
+    earlier reading at least STATS_WINDOW old (on the first request, since the group's leader started)."""
     now = time.monotonic()
-    previous = samples.groups.get(pgid)
-    if previous is None:
+    history = samples.groups.get(pgid)
+    if not history:
         elapsed = usage["uptime"] - usage["started"] if usage["started"] is not None else 0.0
-        previous = ProcessSample(now - elapsed, 0.0, 0.0)
-    samples.groups[pgid] = ProcessSample(now, usage["user"], usage["system"])
-    elapsed = now - previous.at
-    user = max(0.0, (usage["user"] - previous.user) / elapsed * 100) if elapsed > 0 else 0.0
-    system = max(0.0, (usage["system"] - previous.system) / elapsed * 100) if elapsed > 0 else 0.0
+        history = [ProcessSample(now - elapsed, 0.0, 0.0)]
+    base = next((s for s in reversed(history) if now - s.at >= STATS_WINDOW), history[0])
+    samples.groups[pgid] = [s for s in history if s.at >= base.at] + [ProcessSample(now, usage["user"],
+                                                                                    usage["system"])]
+    elapsed = now - base.at
+    user = max(0.0, (usage["user"] - base.user) / elapsed * 100) if elapsed > 0 else 0.0
+    system = max(0.0, (usage["system"] - base.system) / elapsed * 100) if elapsed > 0 else 0.0
     return resource_usage(rss=usage["rss"], swap=usage["swap"], user=user, system=system, percent=user + system,
                           ticks=(user + system) / 100 * ticks_per_core)
 
@@ -112,7 +119,7 @@ def task_usage(pgid: int, usage: dict[str, Any], samples: Samples, ticks_per_cor
 def forget_gone(samples: Samples, live: set[int]) -> None:
     """Drop the readings of process groups no request asked about for a while (their tasks are gone)."""
     cutoff = time.monotonic() - SAMPLE_TTL
-    for pgid in [p for p, s in samples.groups.items() if p not in live and s.at < cutoff]:
+    for pgid in [p for p, s in samples.groups.items() if p not in live and s[-1].at < cutoff]:
         del samples.groups[pgid]
 
 

@@ -17,6 +17,7 @@ import simpy
 from orchestrator.client import ClientAgent, ClientConfig, InMemoryClientStateStore
 from orchestrator.drivers.simulated import SimulatedDriver
 from orchestrator.jobspec import parse_job
+from orchestrator.raft import Message
 from orchestrator.rpc import RpcRequest, RpcResponse, methods
 from orchestrator.scheduler.ids import new_id
 from orchestrator.server.config import ServerConfig
@@ -52,6 +53,10 @@ class ClusterSpec:
     check_invariants: bool = True
     # How long a server's fsync takes (a LatencySpec); a crash within it loses that step's writes and messages.
     disk_sync_latency: LatencySpec = 0.0
+    # Every link's loss probability and bandwidth (bytes/s; None: unlimited). A message takes size/bandwidth
+    # longer per link, its size from `message_size`, and waits behind earlier ones (links are FIFO).
+    loss: float = 0.0
+    bandwidth: float | None = None
 
 
 def simulated_node(name: str, node_id: str, spec: ClusterSpec, index: int) -> Node:
@@ -65,6 +70,25 @@ def simulated_node(name: str, node_id: str, spec: ClusterSpec, index: int) -> No
                 status="ready")
     node.computed_class = node.compute_class()
     return node
+
+
+MESSAGE_HEADER = 48  # bytes: a frame's type, ids, term, indexes
+ENTRY_HEADER = 24  # bytes per Raft entry besides its data: term, index, type
+RPC_SIZE = 512  # bytes: RPCs (job specs, allocation lists) are not measured, which would cost a serialization
+
+
+def message_size(message: Any) -> int:
+    """A cheap estimate of `message`'s wire size in bytes, for links with a bandwidth: Raft appends carry their
+    entries' data, snapshot installs the snapshot's, anything else a small constant."""
+    if type(message) is Message:
+        if message.entries:
+            return MESSAGE_HEADER + sum(ENTRY_HEADER + len(e.data) for e in message.entries)
+        if message.snapshot is not None:
+            return MESSAGE_HEADER + len(message.snapshot.data)
+        return MESSAGE_HEADER
+    if type(message) is RpcRequest or type(message) is RpcResponse:
+        return RPC_SIZE
+    return MESSAGE_HEADER
 
 
 def _connection_refused(message: Any) -> RpcResponse | None:
@@ -113,12 +137,13 @@ class SimCluster:
         self.env = simpy.Environment()
         # Called with the virtual seconds done while run()/run_until() advance (a progress bar); None: never.
         self.on_progress: Callable[[float], None] | None = None
-        self.network = Network(Random(self.rng.getrandbits(64)))
+        self.network = Network(Random(self.rng.getrandbits(64)), size_of=message_size)
         self.runtime = SimRuntime(self.env, self.network, Random(self.rng.getrandbits(64)))
         self.trace = Trace().attach(self.runtime)
         self.server_ids = [f"s{i + 1}" for i in range(spec.servers)]
         self.client_ids = [f"c{i + 1}" for i in range(spec.clients)]
-        self.network.star(self.server_ids, [*self.client_ids, OPERATOR], latency=spec.latency)
+        self.network.star(self.server_ids, [*self.client_ids, OPERATOR], latency=spec.latency, loss=spec.loss,
+                          bandwidth=spec.bandwidth)
         self.checker = InvariantChecker(self) if spec.check_invariants else None
         self.disks: dict[str, SimDisk] = {}
         self.client_stores: dict[str, InMemoryClientStateStore] = {}

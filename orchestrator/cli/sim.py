@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clients", "-clients", type=int, default=3)
     run.add_argument("--failover-policy", "-failover-policy", choices=("bounded", "nomad"), default="bounded",
                      help="heartbeat grace after an election: yurt's bounded one, or Nomad's fixed 300 s")
+    run.add_argument("--latency", "-latency", type=float, default=None,
+                     help="every link's latency in seconds (default: a LAN's, lognormal around 0.5 ms)")
+    run.add_argument("--loss", "-loss", type=float, default=0.0, help="every link's loss probability")
+    run.add_argument("--bandwidth", "-bandwidth", type=float, default=None,
+                     help="every link's bandwidth in bytes per second (default: unlimited)")
     run.add_argument("--json", "-json", action="store_true", help="end with one JSON object")
     fuzz = sub.add_parser("fuzz", help="random fault campaigns with invariant checks")
     fuzz.add_argument("--seeds", "-seeds", type=int, default=100)
@@ -57,11 +62,12 @@ def _run(opts: argparse.Namespace) -> int:
         print(f"Error: unknown scenario {opts.scenario!r}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 1
     from sim.progress import ProgressBar
+    links = _link_options(opts)
     started = time.perf_counter()
     # A scenario's length is known only once it ends: the bar counts virtual seconds (on a terminal only).
     with ProgressBar(None, label=opts.scenario) as bar:
         result = run_scenario(opts.scenario, opts.seed, servers=opts.servers, clients=opts.clients,
-                              server_options={"failover_policy": opts.failover_policy},
+                              server_options={"failover_policy": opts.failover_policy}, **links,
                               on_progress=bar.update if bar.active else None)
     wall = time.perf_counter() - started
     print(f"==> Scenario {result.scenario} (seed {result.seed}): {'ok' if result.ok else 'FAILED'}")
@@ -77,11 +83,18 @@ def _run(opts: argparse.Namespace) -> int:
         print(f"      {violation}")
     if not result.ok:
         print(f"Replay: yurt sim run {result.scenario} --seed {result.seed} --servers {opts.servers} "
-              f"--clients {opts.clients} --failover-policy {opts.failover_policy}")
+              f"--clients {opts.clients} --failover-policy {opts.failover_policy}"
+              + "".join(f" --{key} {value}" for key, value in links.items()))
     if opts.json:
         print(json.dumps({**result.summary(), "wall_seconds": round(wall, 3),
                           **{k: (round(v, 3) if v is not None else None) for k, v in result.timings.items()}}))
     return 0 if result.ok else 2
+
+
+def _link_options(opts: argparse.Namespace) -> dict[str, float]:
+    """The ClusterSpec link settings given on the command line (only those that differ from the default)."""
+    links = {"latency": opts.latency, "loss": opts.loss or None, "bandwidth": opts.bandwidth}
+    return {key: value for key, value in links.items() if value is not None}
 
 
 def _fuzz(opts: argparse.Namespace) -> int:

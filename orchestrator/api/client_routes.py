@@ -187,10 +187,11 @@ async def fs_readat(request: web.Request) -> web.StreamResponse:
     path = _required_path(request)
     offset = _go_int(request, "offset", "error parsing offset")
     limit = _go_int(request, "limit", "error parsing limit")
-    if offset < 0 or limit < 0:
-        raise bad_request("offset and limit must not be negative")
-    fd, _ = client_fs.open_regular(_alloc_dir(_local(request)), path)
-    return await _send_range(request, fd, offset, limit)
+    if offset < 0:
+        raise bad_request("offset must not be negative")
+    fd, size = client_fs.open_regular(_alloc_dir(_local(request)), path)
+    # A negative limit (Nomad's CLI sends -1 to tail a file) reads to the end of the file.
+    return await _send_range(request, fd, offset, limit if limit >= 0 else max(0, size - offset))
 
 
 async def _send_range(request: web.Request, fd: int, offset: int, limit: int) -> web.StreamResponse:

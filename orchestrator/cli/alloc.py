@@ -1,4 +1,4 @@
-"""`yurt alloc status|stop|restart|signal|logs` (and the `yurt logs` alias)."""
+"""`yurt alloc status|stop|restart|signal|logs` (and the `yurt logs` alias); `alloc fs` is in alloc_fs."""
 
 from __future__ import annotations
 
@@ -41,11 +41,16 @@ Usage: yurt alloc <subcommand> [options] [args]
 
       $ yurt alloc status <alloc-id>
 
+  Inspect the allocation's directory:
+
+      $ yurt alloc fs <alloc-id> <path>
+
   Stream a task's logs:
 
       $ yurt alloc logs -f <alloc-id> <task>
 
 Subcommands:
+    fs         Inspect the contents of an allocation directory
     logs       Streams the logs of a task.
     restart    Restart a running allocation
     signal     Signal a running allocation
@@ -570,4 +575,5 @@ main = group("alloc", ALLOC_HELP, {
     "restart": "orchestrator.cli.alloc:restart",
     "signal": "orchestrator.cli.alloc:signal",
     "logs": "orchestrator.cli.alloc:logs",
+    "fs": "orchestrator.cli.alloc_fs:fs",
 })

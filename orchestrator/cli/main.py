@@ -78,6 +78,7 @@ COMMANDS: dict[str, Command] = {
     "validate": _lazy("orchestrator.cli.job:validate"),
     "init": _lazy("orchestrator.cli.job:init"),
     "logs": _lazy("orchestrator.cli.alloc:logs"),
+    "fs": _lazy("orchestrator.cli.alloc_fs:fs"),
     # Nomad's older, hyphenated spellings, still found in blog posts.
     "alloc-status": _lazy("orchestrator.cli.alloc:status"),
     "eval-status": _lazy("orchestrator.cli.eval:status"),

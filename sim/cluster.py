@@ -21,7 +21,7 @@ from orchestrator.raft import Message
 from orchestrator.rpc import RpcRequest, RpcResponse, methods
 from orchestrator.scheduler.ids import new_id
 from orchestrator.server.config import ServerConfig
-from orchestrator.server.messages import PeerLost, ServerJoin
+from orchestrator.server.messages import PeerLost, PrepareShutdown, ServerJoin, ShutdownReady
 from orchestrator.server.server import Server
 from orchestrator.state import StateStore
 from orchestrator.structs import Allocation, DriverInfo, Node, NodeResources
@@ -323,6 +323,37 @@ class SimCluster:
         if leader is None:
             raise RuntimeError("no leader to kill")
         self.runtime.crash(leader, machine=machine)
+        return leader
+
+    def stop_gracefully(self, server_id: str, *, timeout: float = 2.0) -> None:
+        """SIGTERM of a server agent: the agent's shutdown path, as `yurt agent` runs it. The server is asked
+        to prepare (a leader hands its leadership over), and its process exits once it answers, or after
+        `timeout` (and a little) whatever happens. Returns at once; the stop unfolds in virtual time."""
+        if not self.runtime.is_up(server_id):
+            return
+        endpoint = f"shutdown:{server_id}"
+        incarnation = self._incarnations.get(server_id)
+        state = {"done": False}
+
+        def exit_process(_src: str = "", message: Any = None) -> None:
+            if state["done"] or (message is not None and not isinstance(message, ShutdownReady)):
+                return
+            state["done"] = True
+            self.runtime.unregister(endpoint)
+            if self._incarnations.get(server_id) == incarnation and self.runtime.is_up(server_id):
+                self.runtime.note_fault("stop", server_id, transferred_to=getattr(message, "transferred_to", ""))
+                self.runtime.crash(server_id)  # the process exits: its connections close, as after a kill
+
+        self.runtime.register(endpoint, exit_process)
+        self.env.timeout(timeout + 0.5).callbacks.append(lambda _event: exit_process())
+        self.runtime.deliver(endpoint, server_id, PrepareShutdown(timeout=timeout))
+
+    def stop_leader(self, *, timeout: float = 2.0) -> str:
+        """SIGTERM of the leader's agent (see stop_gracefully): it hands over before it goes."""
+        leader = self.leader_id()
+        if leader is None:
+            raise RuntimeError("no leader to stop")
+        self.stop_gracefully(leader, timeout=timeout)
         return leader
 
     def partition(self, *groups: list[str] | tuple[str, ...]):

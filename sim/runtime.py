@@ -128,6 +128,9 @@ class SimRuntime:
         # [(caller, reply, delay)].
         self.on_agent_lost: Callable[[Agent, bool], list[tuple[str, Any, float]]] | None = None
         self._fault_handlers: dict[str, Callable[[Any], None]] = {}
+        # Endpoints in the same process as an agent (the agent's own shutdown path): what an agent sends
+        # them is handed over at once, off the network, as AioRuntime.deliver does.
+        self._endpoints: dict[str, Callable[[str, Any], None]] = {}
 
     # -- clocks and observation ---------------------------------------------------------------------
 
@@ -254,6 +257,26 @@ class SimRuntime:
         slot = self._slots[agent_id]
         if slot.agent is not None and not slot.paused and not slot.busy:
             self._drain(slot)
+
+    # -- local endpoints -----------------------------------------------------------------------------
+
+    def register(self, endpoint_id: str, endpoint: Callable[[str, Any], None]) -> None:
+        """Receive what agents send to `endpoint_id` at once, off the network: endpoint(src, message)."""
+        if endpoint_id in self._endpoints or endpoint_id in self._slots:
+            raise ValueError(f"endpoint {endpoint_id!r} already registered")
+        self._endpoints[endpoint_id] = endpoint
+
+    def unregister(self, endpoint_id: str) -> None:
+        self._endpoints.pop(endpoint_id, None)
+
+    def _to_endpoint(self, endpoint_id: str, src: str, message: Any) -> None:
+        endpoint = self._endpoints.get(endpoint_id)
+        if endpoint is not None:
+            endpoint(src, message)
+
+    def deliver(self, src: str, dst: str, message: Any) -> None:
+        """Hand `message` to agent `dst` now, as from a local endpoint `src` (no network in between)."""
+        self._arrive(self._slots[dst], src, message)
 
     # -- faults the runtime does not implement -------------------------------------------------------
 
@@ -393,7 +416,12 @@ class SimRuntime:
         env, network, counters, slots = self.env, self.network, self.counters, self._slots
         now = env.now
         src = slot.id
+        endpoints = self._endpoints
         for dst, message in messages:
+            if endpoints and dst in endpoints:
+                # After the sender's step completes (never inside it: the endpoint may stop the sender).
+                _Call(env, 0.0, self._to_endpoint, (dst, src, message))
+                continue
             counters.sent += 1
             unreachable_before = network.dropped_unreachable
             delays = network.deliveries(src, dst, message, now)

@@ -91,19 +91,23 @@ def register_until_accepted(cluster: SimCluster, timeout: float = 60.0) -> float
 # -- the scenarios ---------------------------------------------------------------------------------------
 
 
-def _fail_leader(cluster: SimCluster, result: ScenarioResult, *, machine: bool) -> None:
-    """Kill the leader (its process, or its whole host), then time a new leader and the first write accepted
-    by a survivor (retried every 20 ms, as LAB.md measured real Nomad); restart the old one and let it rejoin."""
+def _fail_leader(cluster: SimCluster, result: ScenarioResult, *, machine: bool = False,
+                 graceful: bool = False) -> None:
+    """Kill the leader (its process, or its whole host) or stop it gracefully, then time a new leader and the
+    first write accepted by a survivor (retried every 20 ms, as LAB.md measured real Nomad); restart the old
+    one and let it rejoin."""
     start_service(cluster, result)
     cluster.run(5.0)
-    old = cluster.kill_leader(machine=machine)
+    old = cluster.stop_leader() if graceful else cluster.kill_leader(machine=machine)
     killed_at = cluster.runtime.now  # unix seconds, as the operator's calls are stamped
     probe = cluster.call(methods.JOB_REGISTER, {"Job": PROBE_JOB}, timeout=60, avoid=(old,))
-    result.timings["new_leader"] = cluster.run_until(lambda: cluster.leader() is not None, 60, poll=0.01)
+    result.timings["new_leader"] = cluster.run_until(lambda: cluster.leader_id() not in (None, old), 60, poll=0.001)
     cluster.wait(probe, 61)
     result.timings["first_write"] = probe.finished - killed_at if probe.ok and probe.finished else None
     result.notes["old_leader"] = old
     result.notes["terms_used"] = _terms_since(cluster, old)
+    if graceful:
+        cluster.run_until(lambda: not cluster.runtime.is_up(old), 5)
     cluster.restart(old)
     result.timings["rejoined"] = cluster.run_until(lambda: _applied_everywhere(cluster), 60)
     result.timings["job_reconverged"] = cluster.run_until(lambda: cluster.converged("web"), 60)
@@ -117,6 +121,11 @@ def leader_failover(cluster: SimCluster, result: ScenarioResult) -> None:
 def leader_machine_failure(cluster: SimCluster, result: ScenarioResult) -> None:
     """The leader's host dies without closing anything: survivors elect after Raft's election timeout."""
     _fail_leader(cluster, result, machine=True)
+
+
+def leader_graceful_stop(cluster: SimCluster, result: ScenarioResult) -> None:
+    """SIGTERM the leader's agent: it hands its leadership to the most caught-up follower before it exits."""
+    _fail_leader(cluster, result, graceful=True)
 
 
 def leader_minority_partition(cluster: SimCluster, result: ScenarioResult) -> None:
@@ -206,6 +215,7 @@ def leader_and_client_loss(cluster: SimCluster, result: ScenarioResult) -> None:
 SCENARIOS: dict[str, Callable[[SimCluster, ScenarioResult], None]] = {
     "leader-failover": leader_failover,
     "leader-machine-failure": leader_machine_failure,
+    "leader-graceful-stop": leader_graceful_stop,
     "leader-minority-partition": leader_minority_partition,
     "client-loss": client_loss,
     "node-drain": node_drain,

@@ -34,7 +34,7 @@ from orchestrator.rpc import methods
 from orchestrator.runtime.aio import AioRuntime, LocalCaller, Transport
 from orchestrator.runtime.aio.membership import Membership
 from orchestrator.runtime.aio.storage import FileStorage
-from orchestrator.server.messages import PeerLost, ServerJoin, ServerLeft
+from orchestrator.server.messages import PeerLost, PrepareShutdown, ServerJoin, ServerLeft, ShutdownReady
 from orchestrator.server.server import Server
 from orchestrator.state import StateReader
 from orchestrator.structs import Node
@@ -75,6 +75,9 @@ def _warm_up() -> None:
     # will schedule soon, so once it has a leader they are imported in the background, not by the first job.
     importlib.import_module("orchestrator.scheduler.generic")
     importlib.import_module("orchestrator.scheduler.system")
+
+
+LEADERSHIP_HANDOVER_TIMEOUT = 1.5  # seconds a stopping leader waits for its successor before it stops anyway
 
 
 class Agent:
@@ -393,7 +396,33 @@ class Agent:
             task.cancel()
         return code
 
+    async def hand_over_leadership(self, timeout: float = LEADERSHIP_HANDOVER_TIMEOUT) -> str:
+        """Before a graceful stop: a leading server hands its leadership to its most caught-up follower, so
+        the cluster has a leader again within a round trip, not after an election timeout. At most `timeout`
+        seconds; returns the server it handed over to ("" when this agent did not lead, or time ran out)."""
+        runtime, server = self.runtime, self.server
+        if runtime is None or server is None or server.id not in runtime.runners:
+            return ""
+        endpoint = f"shutdown-{self.name}-{secrets.token_hex(4)}"
+        answered: asyncio.Future[ShutdownReady] = asyncio.get_running_loop().create_future()
+
+        def on_answer(_src: str, message: Any) -> None:
+            if isinstance(message, ShutdownReady) and not answered.done():
+                answered.set_result(message)
+        runtime.register(endpoint, on_answer)
+        try:
+            runtime.deliver(endpoint, server.id, PrepareShutdown(timeout=timeout))
+            ready = await asyncio.wait_for(answered, timeout + 0.5)
+        except TimeoutError:
+            return ""
+        finally:
+            runtime.unregister(endpoint)
+        if ready.transferred_to:
+            log.info("server: handed leadership to %s before shutting down", ready.transferred_to)
+        return ready.transferred_to
+
     async def shutdown(self, *, leave: bool) -> None:
+        await self.hand_over_leadership()
         if self._join_task is not None:
             self._join_task.cancel()
         if self._late_drivers is not None:

@@ -298,6 +298,15 @@ class RaftNode(Replication):
         else:
             self._send_appends(to, pr, allow_empty=True)
 
+    def best_transferee(self) -> str | None:
+        """The voter a leader should hand over to: the most caught-up follower, one heard from lately before
+        one that is not (it may be down); ties by id. None when not the leader or the only voter."""
+        if self._role is not LEADER:
+            return None
+        ranked = sorted((not pr.recent_active, -pr.match, peer) for peer, pr in self._progress.items()
+                        if peer != self._id)
+        return ranked[0][2] if ranked else None
+
     def read_index(self, context: bytes) -> None:
         """Ask for a linearizable read; a ReadState with `context` comes out of a later Ready. Leader only.
 

@@ -33,3 +33,24 @@ class ServerLeft:
     removes them from the Raft configuration, as Nomad's leader reconciles serf members."""
 
     servers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrepareShutdown:
+    """The runtime is about to stop this server gracefully (SIGINT or SIGTERM of the agent).
+
+    A leader first hands its leadership to the most up-to-date follower (Raft's leadership transfer), so the
+    cluster has a new leader within a round trip instead of after an election timeout. The server answers
+    the sender with ShutdownReady once it no longer leads, or after `timeout` seconds whatever happened; a
+    server that does not lead answers at once and does nothing else.
+    """
+
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShutdownReady:
+    """The answer to PrepareShutdown: the server may stop now. `transferred_to` names the server it handed
+    its leadership to ("" when it did not lead, or the transfer did not finish in time)."""
+
+    transferred_to: str = ""

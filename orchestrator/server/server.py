@@ -35,7 +35,7 @@ from orchestrator.state import StateStore
 from . import endpoints
 from .config import ServerConfig
 from .leader import LeaderLoops
-from .messages import PeerLost, ServerJoin, ServerLeft
+from .messages import PeerLost, PrepareShutdown, ServerJoin, ServerLeft, ShutdownReady
 from .watches import ParkedQuery, Watches
 
 NO_LEADER = "No cluster leader"
@@ -91,6 +91,8 @@ class Server:
         self._forwarded: dict[int, ForwardedRequest] = {}
         self._forward_deadlines: list[tuple[float, int]] = []
         self._forward_seq = rng.getrandbits(48)  # distinct per incarnation: see CallTracker
+        # A graceful stop in progress on the leader: (who asked, deadline, the server leadership goes to).
+        self._stopping: tuple[str, float, str] | None = None
         self.watches = Watches()
         self._node_alloc_index: dict[str, int] = {}
         self._rebuild_node_alloc_index()
@@ -119,6 +121,8 @@ class Server:
         heap = self._forward_deadlines
         while heap and heap[0][0] <= now:
             self._forwarded.pop(heapq.heappop(heap)[1], None)
+        if self._stopping is not None and now >= self._stopping[1]:
+            self._ready_to_stop("")  # the transfer did not finish in time: stop anyway
         if self.leader is not None:
             self.leader.tick(now)
 
@@ -139,6 +143,8 @@ class Server:
             departed = set(message.servers) - {self.id}
             self.departed |= departed
             self.known_servers -= departed
+        elif isinstance(message, PrepareShutdown):
+            self._prepare_shutdown(now, src, message.timeout)
 
     def ready(self) -> AgentReady | None:
         raft_ready = self.raft.ready() if self.raft.has_ready() else None
@@ -186,7 +192,8 @@ class Server:
         deadline = self._next_raft_tick + (self.raft.ticks_until_due() - 1) * self.config.tick_interval
         for other in (self.watches.next_deadline(),
                       self._forward_deadlines[0][0] if self._forward_deadlines else None,
-                      self.leader.next_deadline() if self.leader is not None else None):
+                      self.leader.next_deadline() if self.leader is not None else None,
+                      self._stopping[1] if self._stopping is not None else None):
             if other is not None and other < deadline:
                 deadline = other
         return deadline
@@ -264,6 +271,20 @@ class Server:
             return
         self.raft.forget_leader()
         self.raft.campaign()
+
+    def _prepare_shutdown(self, now: float, src: str, timeout: float) -> None:
+        """A graceful stop: a leader hands over to the best follower first (see PrepareShutdown)."""
+        target = self.raft.best_transferee() if self.raft.role is Role.LEADER else None
+        if target is None:
+            self._outbox.append((src, ShutdownReady()))  # not leading, or alone: nothing to hand over
+            return
+        self.raft.transfer_leadership(target)  # proposals are refused from now on: callers retry elsewhere
+        self._stopping = (src, now + timeout, target)
+
+    def _ready_to_stop(self, transferred_to: str) -> None:
+        assert self._stopping is not None
+        self._outbox.append((self._stopping[0], ShutdownReady(transferred_to=transferred_to)))
+        self._stopping = None
 
     def change_voters(self, server_id: str, kind: ConfChangeKind) -> bool:
         """Propose one membership change; False while another is still pending (Raft allows one at a time)."""
@@ -349,6 +370,8 @@ class Server:
                 self._barrier = self.raft.last_index
             return
         self._barrier = 0
+        if self._stopping is not None:
+            self._ready_to_stop(self._stopping[2])
         if self.leader is not None:
             self.leader.stop()
             self.leader = None

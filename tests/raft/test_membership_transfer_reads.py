@@ -144,6 +144,20 @@ def test_transfer_waits_for_the_transferee_to_catch_up_and_drops_proposals_meanw
     assert net.machines["c"].data == [b"p0", b"p1", b"p2"]
 
 
+def test_the_best_transferee_is_the_most_caught_up_follower_heard_from_lately():
+    net = Network("abcd")
+    net.elect("a")
+    assert net.node("b").best_transferee() is None  # only a leader hands over
+    net.isolate("b")
+    net.propose("a", b"x")
+    net.stabilize()
+    assert net.node("a").best_transferee() == "c"  # c and d are caught up (ties by id); b lags
+    net.crash("c")
+    net.run(10)  # an election timeout: c's silence is noticed (check-quorum), d answered
+    assert net.node("a").best_transferee() == "d"
+    assert Network("a").node("a").best_transferee() is None
+
+
 def test_transfer_to_an_unreachable_node_is_abandoned_after_an_election_timeout():
     net = Network("abc")
     net.elect("a")

@@ -7,8 +7,8 @@ import json
 import sys
 import time
 
-USAGE_EPILOG = """Scenarios: leader-failover, leader-minority-partition, client-loss, node-drain, task-kill,
-leader-and-client-loss. The same seed and code always give the same trace hash."""
+USAGE_EPILOG = """Scenarios: leader-failover, leader-graceful-stop, leader-machine-failure, leader-minority-partition,
+client-loss, node-drain, task-kill, leader-and-client-loss. The same seed and code always give the same trace hash."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -124,7 +124,9 @@ class EvalMonitor:
             if evaluation.get("NextEval"):
                 return self._next(evaluation, follow_deployment)
             break
-        if follow_deployment and state.deployment:
+        # A placement failure ends the run with exit 2 at once: its deployment cannot finish until capacity
+        # appears, and the operator needs to hear why now.
+        if follow_deployment and state.deployment and not failed:
             out(f"==> Monitoring deployment {q(limit(state.deployment, self.length))}")
             status = DeploymentMonitor(self.client, self.length).monitor(state.deployment)
             if status != "successful":

@@ -60,7 +60,7 @@ class GenericScheduler:
     # -- one pass ---------------------------------------------------------------------------------
 
     def _attempt(self, evaluation: Evaluation) -> bool:
-        self.failed, self.queued = {}, {}
+        self.failed, self.queued, self.deployment_id = {}, {}, ""
         job = self.state.job_by_id(evaluation.namespace, evaluation.job_id)
         if job is not None:
             # Every group starts at zero queued, so a pass with nothing to place (a stopped job, a group at
@@ -83,8 +83,6 @@ class GenericScheduler:
             self.planner.create_eval(evaluation_followup)
         if job is not None and not job.stop:
             deployment = self._deployment(job, result)
-            if deployment is not None:
-                self.deployment_id = deployment.id
             for alloc in result.inplace:
                 if deployment is not None and alloc.deployment_id != deployment.id:
                     # Updated in place, the allocation now rolls out under the new version's deployment and
@@ -94,6 +92,7 @@ class GenericScheduler:
             self._place(job, evaluation, allocs, result.place, result.stop, deployment)
             if deployment is not None and any(plan.node_allocation.values()):
                 plan.deployment = deployment
+                self.deployment_id = deployment.id  # only one the plan creates or keeps is ever named
         if plan.is_no_op():
             return True
         plan_result, new_state = self.planner.submit_plan(plan)

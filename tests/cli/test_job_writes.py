@@ -115,6 +115,12 @@ def test_job_run_placement_failure_exits_2(agent, yurt):
         '      * Dimension "memory" exhausted on 1 nodes',
         '    Evaluation "0aa2e4a5" waiting for additional capacity to place remainder']
 
+    # A service job's evaluation within a deployment: the failure ends the run, the deployment is not waited on.
+    agent.on("GET", f"/v1/evaluation/{EVAL_ID}", evaluation(EVAL_ID, "sleeper", "complete", FailedTGAllocs=failed,
+                                                            DeploymentID="7232f7fd-0000-0000-0000-000000000000"))
+    code, out, _ = yurt("job run", str(JOBS / "svc.nomad"))
+    assert code == 2 and "Monitoring deployment" not in out
+
 
 def test_job_run_check_index_and_registrations(agent, yurt, frozen):
     agent.on("PUT", "/v1/jobs", Reply(500, "Enforcing job modify index 1: job exists with conflicting job modify "

@@ -95,6 +95,7 @@ class ServerBlock:
     raft_multiplier: int = 1
     raft_protocol: int = 2
     raft_snapshot_threshold: int = 8192
+    raft_snapshot_interval: float = 120.0
     num_schedulers: int | None = None
     enabled_schedulers: list[str] = field(default_factory=list)
     job_gc_interval: float = 300.0
@@ -219,14 +220,14 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
     "server": _keys(
         "enabled:bool bootstrap_expect:int data_dir server_join:{join} default_scheduler_config:={scheduler} "
         "heartbeat_grace:dur min_heartbeat_ttl:dur max_heartbeats_per_second:num failover_heartbeat_ttl:dur "
-        "raft_multiplier:!int raft_snapshot_threshold:int job_gc_interval:dur job_gc_threshold:dur "
-        "eval_gc_threshold:dur batch_eval_gc_threshold:dur node_gc_threshold:dur deployment_gc_threshold:dur "
-        "start_join:strs retry_join:strs retry_max:int retry_interval:dur",
+        "raft_multiplier:!int raft_snapshot_threshold:int raft_snapshot_interval:dur job_gc_interval:dur "
+        "job_gc_threshold:dur eval_gc_threshold:dur batch_eval_gc_threshold:dur node_gc_threshold:dur "
+        "deployment_gc_threshold:dur start_join:strs retry_join:strs retry_max:int retry_interval:dur",
         "raft_protocol:int num_schedulers:!int enabled_schedulers:+strs encrypt authoritative_region "
         "protocol_version:int rejoin_after_leave:bool non_voting_server:bool redundancy_zone upgrade_version "
         "license_path enable_event_broker:!bool event_buffer_size:!int csi_volume_claim_gc_threshold:dur "
         "csi_plugin_gc_threshold:dur acl_token_gc_threshold:dur search:any raft_boltdb:any "
-        "plan_rejection_tracker:any raft_snapshot_interval:dur raft_trailing_logs:int job_max_priority:int "
+        "plan_rejection_tracker:any raft_trailing_logs:int job_max_priority:int "
         "job_default_priority:int deployment_query_rate_limit:num oidc_issuer start_timeout:dur",
     ),
     "join": _keys("start_join:strs retry_join:strs retry_max:int retry_interval:dur"),
@@ -730,6 +731,7 @@ def to_server_config(config: AgentConfig) -> ServerConfig:
     return ServerConfig(id=advertised(config, "rpc"), bootstrap_expect=max(1, server.bootstrap_expect),
                         region=config.region, datacenter=config.datacenter, tick_interval=tick,
                         snapshot_threshold=server.raft_snapshot_threshold,
+                        snapshot_interval=server.raft_snapshot_interval,
                         min_heartbeat_ttl=server.min_heartbeat_ttl,
                         max_heartbeats_per_second=server.max_heartbeats_per_second,
                         heartbeat_grace=server.heartbeat_grace, failover_heartbeat_ttl=server.failover_heartbeat_ttl,

@@ -21,6 +21,9 @@ class ServerConfig:
     election_ticks: int = 10
     heartbeat_ticks: int = 2
     snapshot_threshold: int = 8192  # applied entries between FSM snapshots (Nomad's raft snapshot_threshold)
+    # ... and at least this long between them (hashicorp/raft's SnapshotInterval, randomised up to twice that):
+    # under a burst of writes a snapshot of the whole store every few seconds would cost more than the writes.
+    snapshot_interval: float = 120.0
     # Client heartbeats (Nomad's min_heartbeat_ttl, max_heartbeats_per_second, heartbeat_grace).
     min_heartbeat_ttl: float = 10.0
     max_heartbeats_per_second: float = 50.0

@@ -72,8 +72,12 @@ class Server:
         if snapshot.index and snapshot.data:
             self.fsm.restore(snapshot.data)
         self._snapshot_index = snapshot.index
-        # Each server snapshots at its own point (threshold x 1-1.5): all at the same index would stall together.
-        self._snapshot_every = int(config.snapshot_threshold * (1 + (rng.getrandbits(16) / 65536) / 2))
+        # Each server snapshots at its own point (threshold x 1-1.5, interval x 1-2): all at the same index would
+        # stall together.
+        jitter = rng.getrandbits(16) / 65536
+        self._snapshot_every = int(config.snapshot_threshold * (1 + jitter / 2))
+        self._snapshot_gap = config.snapshot_interval * (1 + jitter)
+        self._snapshot_at = now  # when the last snapshot was taken (or the server started)
         self.raft = RaftNode(RaftConfig(id=config.id, election_ticks=config.election_ticks,
                                         heartbeat_ticks=config.heartbeat_ticks, applied=snapshot.index),
                              storage, rng)
@@ -179,7 +183,7 @@ class Server:
                 if waiting is not None:
                     self._read_ready.append((state.index, *waiting))
             self._serve_reads()
-            self._maybe_snapshot()
+            self._maybe_snapshot(now)
         if self.leader is None and self._barrier and self.raft.role is Role.LEADER \
                 and self.raft.applied_index >= self._barrier:
             self._establish_leadership(now)
@@ -304,11 +308,12 @@ class Server:
             for query in self.watches.wake(("allocs", node_id), index):
                 self._answer_parked(query)
 
-    def _maybe_snapshot(self) -> None:
+    def _maybe_snapshot(self, now: float) -> None:
         applied = self.raft.applied_index
-        if applied - self._snapshot_index >= self._snapshot_every:
+        if applied - self._snapshot_index >= self._snapshot_every and now - self._snapshot_at >= self._snapshot_gap:
             self.raft.compact(applied, self.fsm.snapshot())
             self._snapshot_index = applied
+            self._snapshot_at = now
 
     def _apply(self, now: float, entry: Entry) -> None:
         if self.observer is not None:

@@ -155,8 +155,20 @@ def test_a_missed_heartbeat_marks_the_node_down_and_moves_its_work():
     assert len(live) == 2 and {a.node_id for a in live} == {other.id}
 
 
+def test_snapshots_wait_for_the_snapshot_interval_however_many_entries_came():
+    loop = Loop(1, snapshot_threshold=5, snapshot_interval=60.0)
+    loop.elect()
+    for i in range(1, 12):
+        _register_node(loop, "s1", i)
+    server = loop.servers["s1"]
+    assert server.storage.snapshot().index == 0  # the threshold is long passed, the interval is not
+    loop.advance(121.0)  # past the interval, randomised up to twice it
+    _register_node(loop, "s1", 12)
+    assert server.storage.snapshot().index > 0
+
+
 def test_snapshots_compact_the_log_and_a_restart_restores_from_them():
-    loop = Loop(1, snapshot_threshold=5)
+    loop = Loop(1, snapshot_threshold=5, snapshot_interval=0)
     loop.elect()
     for i in range(1, 8):
         _register_node(loop, "s1", i)

@@ -27,7 +27,7 @@ def lagging_follower_catch_up(bandwidth: float, seed: int = 1) -> tuple[float | 
     """Isolate a follower, commit enough writes that the leader compacts past it, heal: the virtual seconds
     until the follower has applied everything, the sizes of the snapshots sent, and the trace hash."""
     cluster = SimCluster(ClusterSpec(seed=seed, servers=3, clients=0, bandwidth=bandwidth,
-                                     server_options={"snapshot_threshold": 40}))
+                                     server_options={"snapshot_threshold": 40, "snapshot_interval": 0}))
     snapshots: list[int] = []
 
     def watch(_now, _src, _dst, message, _delays) -> None:

@@ -1,6 +1,6 @@
 """`agent -dev` start-up: time from spawning the process to the HTTP API answering, and to a leader.
 
-    python benchmarks/agent_start.py [--runs 5] [--nomad PATH] [--json]
+    python benchmarks/agent_start.py [--runs 5] [--nomad PATH] [--source] [--json]
 
 LAB.md measured real Nomad 1.0.18 here: 0.205 s to HTTP, 1.62 s to a ready node. Polls every 20 ms as
 LAB.md did. With --nomad the same measurement runs against that binary too, side by side.
@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.testing.local_cluster import LocalCluster
+from orchestrator.testing.local_cluster import LocalCluster, default_ports_free, ensure_bytecode
 
 
-def one(binary: str | None) -> tuple[float | None, float | None]:
-    with LocalCluster(dev=True, binary=binary) as cluster:
+def one(binary: str | None, default_ports: bool) -> tuple[float | None, float | None]:
+    with LocalCluster(dev=True, binary=binary, default_ports=default_ports) as cluster:
         started = time.perf_counter()
         cluster.start()
         agent = cluster.agents[0]
@@ -50,10 +50,10 @@ def one(binary: str | None) -> tuple[float | None, float | None]:
         return http, leader
 
 
-def measure(binary: str | None, runs: int) -> dict:
+def measure(binary: str | None, runs: int, default_ports: bool) -> dict:
     https, leaders = [], []
     for _ in range(runs):
-        http, leader = one(binary)
+        http, leader = one(binary, default_ports)
         if http is not None:
             https.append(http)
         if leader is not None:
@@ -64,17 +64,32 @@ def measure(binary: str | None, runs: int) -> dict:
             "failed_runs": runs - len(leaders)}
 
 
+def both(binary: str | None, runs: int) -> dict:
+    """Plain `agent -dev` (the figure itself) on the default ports when they are free, and `agent -dev -config
+    ports.hcl` as tests run agents side by side (an HCL file to parse: ~80 ms of python-hcl2 here)."""
+    plain = default_ports_free()
+    with_config = measure(binary, runs, False)
+    figures = measure(binary, runs, True) if plain else dict(with_config)
+    figures["ports"] = "default" if plain else "config"
+    figures["config_http_median_s"] = with_config["http_median_s"]
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--nomad", help="path to a nomad binary to measure side by side")
+    parser.add_argument("--source", action="store_true",
+                        help="leave the modules uncompiled (start as a checkout that may not write bytecode does)")
     parser.add_argument("--json", action="store_true")
     opts = parser.parse_args()
-    figures = {"yurt": measure(None, opts.runs)}
-    if opts.nomad:
-        figures["nomad"] = measure(opts.nomad, opts.runs)
+    if not opts.source:
+        ensure_bytecode()  # as pip leaves an installed agent
+    figures = {name: both(binary, opts.runs) for name, binary in (("yurt", None), ("nomad", opts.nomad))
+               if name == "yurt" or binary}
     for name, f in figures.items():
         print(f"{name}: agent -dev start -> HTTP answers {f['http_median_s']} s, -> leader {f['leader_median_s']} s "
+              f"({f['ports']} ports), with a -config file naming the ports {f['config_http_median_s']} s "
               f"(median of {f['runs']}; real Nomad 1.0.18 per LAB.md: 0.205 s to HTTP)")
     if opts.json:
         print(json.dumps({**figures["yurt"], "nomad": figures.get("nomad")}))

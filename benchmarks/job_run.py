@@ -1,6 +1,6 @@
 """`agent -dev` start → node ready, and `job run` (raw_exec `sleep 3600`) → every allocation running.
 
-    python benchmarks/job_run.py [--runs 5] [--count 1|50] [--nomad PATH] [--json]
+    python benchmarks/job_run.py [--runs 5] [--count 1|50] [--nomad PATH] [--source] [--json]
 
 Each run starts a fresh dev agent as a process, polls `/v1/nodes` every 20 ms (as LAB.md did) until its node
 is `ready`, registers the job over HTTP and polls `/v1/job/<id>/allocations` every 20 ms until `count`
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.testing.local_cluster import LocalCluster
+from orchestrator.testing.local_cluster import LocalCluster, default_ports_free, ensure_bytecode
 
 POLL = 0.02
 TIMEOUT = 60.0
@@ -70,7 +70,8 @@ def run_job(cluster: LocalCluster, job_id: str, count: int) -> float | None:
 def one(binary: str | None, count: int) -> tuple[float | None, float | None, float | None, float | None]:
     """(start → node ready, job run → all running, the same for a second job, agent RSS in MB with the
     tasks running); None on timeout. The first job on a fresh agent also pays for loading the schedulers."""
-    with LocalCluster(dev=True, binary=binary) as cluster:
+    # Plain `agent -dev` on the default ports when they are free (the figure itself), else with a ports config.
+    with LocalCluster(dev=True, binary=binary, default_ports=default_ports_free()) as cluster:
         started = time.perf_counter()
         cluster.start()
 
@@ -115,8 +116,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--nomad", help="path to a nomad binary to measure side by side")
+    parser.add_argument("--source", action="store_true",
+                        help="leave the modules uncompiled (start as a checkout that may not write bytecode does)")
     parser.add_argument("--json", action="store_true")
     opts = parser.parse_args()
+    if not opts.source:
+        ensure_bytecode()  # as pip leaves an installed agent
     figures = {"yurt": measure(None, opts.runs, opts.count)}
     if opts.nomad:
         figures["nomad"] = measure(opts.nomad, opts.runs, opts.count)

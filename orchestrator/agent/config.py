@@ -17,7 +17,6 @@ from orchestrator.jobspec.diagnostics import Collector, Diagnostic, JobspecError
 from orchestrator.jobspec.evaluator import EvalError, RuntimeReference, Scope, evaluate
 from orchestrator.jobspec.loader import read_text
 from orchestrator.jobspec.nodes import Attribute, Block, Body, Expr, ObjectExpr, TupleExpr
-from orchestrator.jobspec.syntax import parse_body, parse_expression
 from orchestrator.scheduler.config import SchedulerConfig
 from orchestrator.server.config import ServerConfig
 from orchestrator.server.gc import GCThresholds
@@ -571,6 +570,8 @@ def _restore_expr(expr: Expr, names: dict[str, str]) -> None:
 
 
 def _parse_file(path: str) -> Body:
+    from orchestrator.jobspec.syntax import parse_body, parse_expression  # python-hcl2: only for a config file
+
     text = read_text(path, purpose="config")
     if not (path.endswith(".json") or text.lstrip().startswith("{")):
         hcl, names = _unquote_keys(text)

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.agent.handle import QueryMeta
-from orchestrator.jobspec import JobspecError, parse_job
+from orchestrator.jobspec import JobspecError
 from orchestrator.rpc import methods
 from orchestrator.state import JOB_SUMMARY, JOBS, StateReader
 from orchestrator.structs import DecodeError, format_errors, job_from_api, job_to_api, validate_job
@@ -111,6 +111,8 @@ async def parse(request: web.Request) -> web.Response:
         variables = {str(k): v if isinstance(v, str) else str(v) for k, v in raw_vars.items()}
     elif isinstance(raw_vars, str) and raw_vars.strip():
         var_files = _var_file_variables(raw_vars)
+    from orchestrator.jobspec import parse_job  # python-hcl2, loaded on the first parse
+
     try:
         # Nomad names the text "input.hcl" in its diagnostics; so do we.
         job = parse_job(hcl, "input.hcl", variables=variables, var_files=var_files)

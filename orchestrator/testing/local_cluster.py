@@ -94,6 +94,29 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float 
         time.sleep(interval)
 
 
+def default_ports_free() -> bool:
+    """Whether Nomad's default ports (4646 HTTP and RPC 4647 on TCP, 4648 on TCP and UDP) are free here."""
+    for port, kind in ((4646, socket.SOCK_STREAM), (4647, socket.SOCK_STREAM), (4648, socket.SOCK_STREAM),
+                       (4648, socket.SOCK_DGRAM)):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:  # as the agent binds: a port in TIME_WAIT is free to it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def ensure_bytecode() -> None:
+    """Compile this checkout's modules to bytecode, as `pip install` does for an installed agent (and as any
+    first run does unless PYTHONDONTWRITEBYTECODE is set): start-up benchmarks measure an installed agent,
+    not one compiling ~200 modules from source (~140 ms here) on every start."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent), quiet=1)
+
+
 def agent_command(binary: str | None) -> list[str]:
     """`yurt` from this checkout (the same Python), or a real `nomad` binary given by path."""
     if binary:
@@ -128,12 +151,15 @@ class LocalCluster:
     servers: int = 3
     binary: str | None = None  # None: this checkout's yurt; else a path to `nomad`
     dev: bool = False
+    # dev only: plain `agent -dev` on Nomad's default ports (4646-4648), no config file at all
+    default_ports: bool = False
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="yurt-cluster-")))
     agents: list[AgentProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         count = 1 if self.dev else self.servers
-        ports = [(free_port(), free_port(), free_port()) for _ in range(count)]
+        ports = ([(4646, 4647, 4648)] if self.dev and self.default_ports else
+                 [(free_port(), free_port(), free_port()) for _ in range(count)])
         join = ", ".join(f'"127.0.0.1:{serf}"' for _, _, serf in ports)
         for i, (http, rpc, serf) in enumerate(ports):
             name = f"s{i + 1}"
@@ -151,7 +177,10 @@ class LocalCluster:
     def start(self, index: int | None = None) -> None:
         for agent in self.agents if index is None else [self.agents[index]]:
             args = [*agent_command(self.binary), "agent"]
-            args += ["-dev", "-config", str(agent.config)] if self.dev else ["-config", str(agent.config)]
+            if self.dev:
+                args += ["-dev"] if self.default_ports else ["-dev", "-config", str(agent.config)]
+            else:
+                args += ["-config", str(agent.config)]
             log = agent.log.open("ab")
             agent.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           cwd=self.base, start_new_session=True)

@@ -163,13 +163,21 @@ class LeaderLoops:
         evaluation is scheduled against them optimistically, and the rest wait for an apply. This bounds
         what the optimistic view must re-apply when other writes make it stale."""
         config = self.server.config
-        for _ in range(config.evals_per_advance):
-            if self.optimistic.in_flight() >= config.max_plans_in_flight:
-                return
-            item = self.broker.dequeue(SCHEDULER_TYPES, now)
-            if item is None:
-                return
-            self._schedule(item[0], item[1], now)
+        finished: list[Evaluation] = []
+        try:
+            for _ in range(config.evals_per_advance):
+                if self.optimistic.in_flight() >= config.max_plans_in_flight:
+                    return
+                item = self.broker.dequeue(SCHEDULER_TYPES, now)
+                if item is None:
+                    return
+                self._schedule(item[0], item[1], now, finished)
+        finally:
+            if finished:
+                # The evaluations this pass finished, as one entry after all their plans: half the log
+                # entries of a burst of registrations. If it is lost, a new leader finds them pending and
+                # schedules them again, as it would a lost single update.
+                self._propose(commands.eval_update(evals=finished))
 
     def next_deadline(self) -> float | None:
         deadline = min(self._next_failed_unblock, self._next_voter_check)
@@ -181,13 +189,13 @@ class LeaderLoops:
 
     # -- work -------------------------------------------------------------------------------------------
 
-    def _schedule(self, evaluation: Evaluation, token: str, now: float) -> None:
+    def _schedule(self, evaluation: Evaluation, token: str, now: float, finished: list[Evaluation]) -> None:
         """One worker pass, synchronously: the scheduler reads the optimistic view and its plans are
         proposed at once. The eval is acked as soon as it is processed: its proposals are in the log
         ahead of anything a later evaluation proposes, and a new leader re-runs it if they are lost."""
         server = self.server
         snapshot = self.optimistic.snapshot()
-        planner = ServerPlanner(self.optimistic, server.propose, evaluation, snapshot.index)
+        planner = ServerPlanner(self.optimistic, server.propose, evaluation, snapshot.index, finished)
         try:
             scheduler = new_scheduler(evaluation.type, snapshot, planner, now_ns=int(now * 1e9), rng=server.rng,
                                       config=server.config.scheduler)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from orchestrator.fsm.commands import decode_command
 from orchestrator.jobspec import parse_job
 from orchestrator.rpc import methods
+from orchestrator.rpc.messages import RpcRequest
 from orchestrator.structs import encode
 from tests.scheduler.builders import make_node
 from tests.server.loop import Loop
@@ -241,3 +243,30 @@ def test_when_the_leaders_process_dies_its_peers_elect_without_waiting_for_a_tim
         loop.drain(sid)
     loop.advance(0.1)  # far less than the 1-2 s election timeout
     assert loop.leader() is not None and loop.leader().id != leader.id
+
+
+def test_evaluations_scheduled_in_one_pass_finish_in_one_log_entry():
+    loop = Loop(1)
+    leader = loop.elect()
+    _register_node(loop, "s1")
+    finished: list[list[str]] = []
+
+    class Observer:
+        def on_apply(self, _server_id, entry) -> None:
+            cmd = decode_command(entry.data) if entry.data else {}
+            evals = [e for e in cmd.get("Evals") or [] if e.get("Status") == "complete"]
+            if cmd.get("Type") == "EvalUpdate" and evals:
+                finished.append([e["JobID"] for e in evals])
+
+        def on_leader(self, *_args) -> None:
+            pass
+
+    leader.observer = Observer()
+    for i in range(3):  # three registrations in one Ready (as the agent's runtime feeds what is waiting)
+        job = parse_job(JOB.replace('job "web"', f'job "web{i}"'), "web.nomad")
+        job["TaskGroups"][0]["Count"] = 0
+        leader.receive(loop.now, "op", RpcRequest(id=100 + i, src="op", method=methods.JOB_REGISTER,
+                                                  args={"Job": job}))
+    loop.drain("s1")
+    loop.advance(1.0)
+    assert finished == [["web0", "web1", "web2"]]

@@ -16,12 +16,18 @@ class Diagnostic:
     column: int | None
     path: str
     message: str
+    end_column: int | None = None  # the offending token's end on the same line, as HCL prints "3,3-8"
 
     def __str__(self) -> str:
         where = self.filename
         if self.line is not None:
             where += f":{self.line}"
-            where += f",{self.column}:" if self.column is not None else ":"
+            if self.column is None:
+                where += ":"
+            elif self.end_column is not None:
+                where += f",{self.column}-{self.end_column}:"
+            else:
+                where += f",{self.column}:"
         else:
             where += ":"
         prefix = f"{self.path}: " if self.path else ""

@@ -326,37 +326,36 @@ def _describe_token(token: Token) -> str:
 
 
 def _explain(exc: UnexpectedInput) -> str:
-    """Turn a lark error into a sentence a jobspec author can act on."""
+    """Turn a lark error into HCL's own "Summary; Detail." where HCL has one, else a sentence of the same form."""
     if isinstance(exc, UnexpectedToken):
         expected = set(exc.expected)
         found = _describe_token(exc.token)
         at_end = exc.token.type == "$END"
         if {"COMMA", "RSQB"} <= expected:
-            return f"Missing item separator: expected a comma or ']' in this list before {found}."
+            return "Missing item separator; Expected a comma to mark the beginning of the next item."
         if {"COMMA", "RPAR"} <= expected:
-            return f"Missing argument separator: expected a comma or ')' before {found}."
+            return "Missing argument separator; A comma is required to separate each function argument from the next."
         if "STRING_CHARS" in expected and at_end:
-            return "Unterminated string: a quoted string is missing its closing '\"'."
+            return "Unterminated template string; No closing marker was found for the string."
         if "RBRACE" in expected and at_end:
-            return "Unclosed block: the file ends before a closing '}'."
+            return ("Unclosed configuration block; There is no closing brace for this block before the end of the "
+                    "file. This may be caused by incorrect brace nesting elsewhere in this file.")
         if expected == {"$END"}:
-            return f"Unexpected {found}: nothing is open here for it to close (an extra '}}'?)."
+            return f"Unexpected {found}; Nothing is open here for it to close (an extra '}}'?)."
         if expected == {"LBRACE"}:
-            return f"Invalid block definition: expected '{{' after the block's name and labels, not {found}."
+            return f"Invalid block definition; Expected '{{' after the block's name and labels, not {found}."
         if "INT_LITERAL" in expected:
-            return (
-                f"Invalid expression: expected a value (string, number, list, object...) but found {found}."
-            )
+            return f"Invalid expression; Expected the start of an expression, but found {found}."
         if "EQ" in expected:
-            return f"Missing '=': expected '=' after the argument name, not {found}."
+            return f"Missing '='; Expected '=' after the argument name, not {found}."
         if "NAME" in expected:
-            return f"Argument or block definition required: found {found} where a name was expected."
+            return "Argument or block definition required; An argument or block definition is required here."
         wanted = sorted(_TOKEN_WORDS.get(t, t) for t in expected)[:6]
-        return f"Unexpected {found}; expected one of {', '.join(wanted)}."
+        return f"Unexpected {found}; Expected one of {', '.join(wanted)}."
     if isinstance(exc, UnexpectedCharacters):
-        return f"Invalid character {exc.char!r}: this character is not valid HCL here."
+        return f"Invalid character; The character {exc.char!r} is not valid HCL here."
     if isinstance(exc, UnexpectedEOF):
-        return "Unexpected end of file: a block, list or string is not closed."
+        return "Unexpected end of file; A block, list or string is not closed."
     return str(exc).splitlines()[0]
 
 
@@ -365,4 +364,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, filename: str) -> Diagnostic:
     column = getattr(exc, "column", None)
     if line is not None and line < 1:
         line, column = None, None
-    return Diagnostic(filename, line, column, "", _explain(exc))
+    # The offending token's extent on its line, as HCL prints it ("3,3-8"); none for the end of the file.
+    token = getattr(exc, "token", None)
+    end = getattr(token, "end_column", None) if token is not None and token.type != "$END" else None
+    if end is not None and (getattr(token, "end_line", line) != line or column is None):
+        end = None
+    return Diagnostic(filename, line, column, "", _explain(exc), end_column=end)

@@ -268,7 +268,8 @@ def test_errors_of_every_file_are_reported_together(tmp_path):
 
 def test_syntax_errors_are_located(tmp_path):
     assert problems(tmp_path, 'server {\n  enabled = true\n') == [
-        "agent.hcl:3,1: Unclosed block: the file ends before a closing '}'."]
+        "agent.hcl:3,1: Unclosed configuration block; There is no closing brace for this block before the end of "
+        "the file. This may be caused by incorrect brace nesting elsewhere in this file."]
     assert problems(tmp_path, '{\n  "server": {"enabled": true,}\n}', name="agent.json") == [
         "agent.json:2,30: invalid JSON: Expecting property name enclosed in double quotes"]
 

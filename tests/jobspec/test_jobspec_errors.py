@@ -54,16 +54,18 @@ def test_bad_fixture_syntax_error_names_line_3():
         parse_job_file(str(FIXTURES / "bad.nomad"))
     exc = info.value
     (diag,) = exc.diagnostics
-    assert (diag.line, diag.column) == (3, 3)
+    assert (diag.line, diag.column, diag.end_column) == (3, 3, 8)
     assert diag.filename.endswith("bad.nomad")
-    assert "Missing item separator" in diag.message and "']'" in diag.message
+    # Word for word what Nomad 1.0.18 prints for this file (TRANSCRIPTS.md, "HCL syntax error").
+    assert str(diag).endswith(
+        "bad.nomad:3,3-8: Missing item separator; Expected a comma to mark the beginning of the next item.")
 
 
 @pytest.mark.parametrize(
     ("text", "line", "words"),
     [
-        ('job "x" {\n  a = 1\n', 3, "Unclosed block"),
-        ('job "x" {\n  a = "abc\n}\n', 2, "Unterminated string"),
+        ('job "x" {\n  a = 1\n', 3, "Unclosed configuration block"),
+        ('job "x" {\n  a = "abc\n}\n', 2, "Unterminated template string"),
         ('job "x" {\n  a = @\n}\n', 2, "Invalid expression"),
         ('job "x" {\n  a = 1\n}\n}\n', 4, "extra '}'"),
         ('job "x" {\n  a = f(1 2)\n}\n', 2, "Missing argument separator"),

@@ -28,7 +28,7 @@ from orchestrator.structs import Allocation, DriverInfo, Node, NodeResources
 
 from .disk import SimDisk
 from .invariants import InvariantChecker
-from .network import LatencySpec, Network
+from .network import DEFAULT_MESSAGE_SIZE, LatencySpec, Network
 from .operator import Call, Operator
 from .progress import run_in_chunks
 from .runtime import SimRuntime
@@ -54,7 +54,8 @@ class ClusterSpec:
     # How long a server's fsync takes (a LatencySpec); a crash within it loses that step's writes and messages.
     disk_sync_latency: LatencySpec = 0.0
     # Every link's loss probability and bandwidth (bytes/s; None: unlimited). A message takes size/bandwidth
-    # longer per link, its size from `message_size`, and waits behind earlier ones (links are FIFO).
+    # longer per link, its size from `message_size`; it never overtakes an earlier one (links are FIFO), but
+    # messages in flight together do not share the bandwidth.
     loss: float = 0.0
     bandwidth: float | None = None
 
@@ -74,7 +75,6 @@ def simulated_node(name: str, node_id: str, spec: ClusterSpec, index: int) -> No
 
 MESSAGE_HEADER = 48  # bytes: a frame's type, ids, term, indexes
 ENTRY_HEADER = 24  # bytes per Raft entry besides its data: term, index, type
-RPC_SIZE = 512  # bytes: RPCs (job specs, allocation lists) are not measured, which would cost a serialization
 
 
 def message_size(message: Any) -> int:
@@ -87,7 +87,7 @@ def message_size(message: Any) -> int:
             return MESSAGE_HEADER + len(message.snapshot.data)
         return MESSAGE_HEADER
     if type(message) is RpcRequest or type(message) is RpcResponse:
-        return RPC_SIZE
+        return DEFAULT_MESSAGE_SIZE  # RPCs (job specs, allocation lists) unmeasured: that would cost a serialization
     return MESSAGE_HEADER
 
 

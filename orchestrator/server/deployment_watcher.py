@@ -18,7 +18,7 @@ from orchestrator.structs.evaluation import (
     EVAL_PENDING,
     TRIGGER_DEPLOYMENT_WATCHER,
 )
-from orchestrator.structs.timefmt import parse_rfc3339
+from orchestrator.structs.timefmt import parse_rfc3339_lenient
 
 from .leadership import LeaderOnly
 
@@ -68,14 +68,6 @@ class DeploymentActions:
         return not (self.status_updates or self.promotions or self.evals or self.reschedules)
 
 
-def _parse_time(text: str) -> float | None:
-    """Unix seconds of an RFC 3339 time as clients and Nomad write them; None if absent or malformed."""
-    try:
-        return parse_rfc3339(text)
-    except ValueError:
-        return None
-
-
 def _healthy(alloc: Allocation) -> bool:
     return alloc.deployment_status is not None and alloc.deployment_status.healthy is True
 
@@ -86,7 +78,7 @@ def _unhealthy(alloc: Allocation) -> bool:
 
 def _health_time(alloc: Allocation) -> float:
     status = alloc.deployment_status
-    stamp = _parse_time(status.timestamp) if status is not None else None
+    stamp = parse_rfc3339_lenient(status.timestamp) if status is not None else None
     return stamp if stamp is not None else alloc.modify_time / 1e9
 
 
@@ -239,7 +231,7 @@ class DeploymentWatcher(LeaderOnly):
         for name, s in d.task_groups.items():
             if done[name] or s.progress_deadline <= 0:
                 continue
-            recorded = _parse_time(s.require_progress_by)
+            recorded = parse_rfc3339_lenient(s.require_progress_by)
             if recorded is None:
                 healthy_at = [_health_time(a) for a in by_group.get(name, ()) if _healthy(a)]
                 recorded = max([started, *healthy_at]) + s.progress_deadline / 1e9

@@ -81,17 +81,18 @@ class OptimisticState:
 
 
 class ServerPlanner:
-    """What a scheduler running on the leader calls: each decision becomes one Raft proposal."""
+    """What a scheduler running on the leader calls: each plan and each evaluation it creates becomes one Raft
+    proposal; the evaluations it finishes are handed to the caller, which proposes them together."""
 
     __slots__ = ("_eval", "_finished", "_propose", "last_index", "optimistic", "plans", "snapshot_index")
 
     def __init__(self, optimistic: OptimisticState, propose: Propose, evaluation: Evaluation,
-                 snapshot_index: int, finished: list[Evaluation] | None = None) -> None:
+                 snapshot_index: int, finished: list[Evaluation]) -> None:
         self.optimistic = optimistic
         self._propose = propose
         self._eval = evaluation
-        # Where finished evaluations go when the caller proposes them together (one entry for a batch of
-        # evaluations scheduled back to back); None: each is proposed at once.
+        # Where finished evaluations go: the caller proposes them together, one entry for the evaluations
+        # it scheduled back to back.
         self._finished = finished
         # Stamped on the evaluations this scheduler creates, so blocked-evals tracking can tell whether
         # capacity freed since then was already visible to it (Nomad's missed-unblock check).
@@ -114,10 +115,7 @@ class ServerPlanner:
         return result, refresh
 
     def update_eval(self, evaluation: Evaluation) -> None:
-        if self._finished is not None:
-            self._finished.append(evaluation)
-            return
-        self.last_index = self._propose(commands.eval_update(evals=[evaluation]))
+        self._finished.append(evaluation)
 
     def create_eval(self, evaluation: Evaluation) -> None:
         if not evaluation.snapshot_index:

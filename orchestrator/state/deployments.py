@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from orchestrator.structs import Allocation, Deployment, Evaluation, Job
 from orchestrator.structs.codec import replace
 from orchestrator.structs.evaluation import DEPLOYMENT_SUCCESSFUL
-from orchestrator.structs.timefmt import parse_rfc3339, rfc3339_ns
+from orchestrator.structs.timefmt import parse_rfc3339_lenient, rfc3339_ns
 
 from .core import Write, private_deployment
 from .evals import EvalWrites
@@ -17,14 +17,6 @@ from .records import DEPLOYMENTS, NotFoundError
 def _has_health(alloc: Allocation | None) -> bool:
     status = alloc.deployment_status if alloc is not None else None
     return status is not None and status.healthy is not None
-
-
-def _time_or_none(text: str) -> float | None:
-    """Unix seconds of a client's RFC 3339 timestamp; None when absent or malformed (never an apply failure)."""
-    try:
-        return parse_rfc3339(text)
-    except ValueError:
-        return None
 
 
 class DeploymentWrites(EvalWrites):
@@ -105,7 +97,7 @@ class DeploymentWrites(EvalWrites):
             # Nomad's RequireProgressBy: the first placement starts the clock, each allocation turning healthy
             # restarts it.
             if healthy > 0:
-                healthy_at = _time_or_none(alloc.deployment_status.timestamp)
+                healthy_at = parse_rfc3339_lenient(alloc.deployment_status.timestamp)
                 if healthy_at is not None:
                     state.require_progress_by = rfc3339_ns(int(healthy_at * 1e9) + state.progress_deadline)
             elif placed and not state.require_progress_by and alloc.create_time:

@@ -103,3 +103,11 @@ def parse_rfc3339(text: str | None) -> float | None:
     base, _, frac = body.partition(".")
     whole = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
     return whole + (int(frac.ljust(9, "0")[:9]) / NS if frac else 0.0)
+
+
+def parse_rfc3339_lenient(text: str | None) -> float | None:
+    """`parse_rfc3339` for times a client wrote: None when absent or malformed, never an error."""
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        return None
